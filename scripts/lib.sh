@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# Common settings for the project's scripts. Sourced, never run.
+#
+# Everything downloaded or built outside the repository lives in one cache folder, so a fresh clone
+# reuses the work of the last one and `git clean` never throws away a 6-minute kernel build.
+
+set -euo pipefail
+
+PVP_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PVP_CACHE=${PVP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/persona-vfio-pci}
+PVP_BUILD=${PVP_BUILD:-$PVP_TOP/build}
+
+# Versions the test bed is pinned to.
+PVP_KVER_SERIES=7.3                 # Debian package linux-source-$PVP_KVER_SERIES
+PVP_BINDGEN_VERSION=0.73.2          # bindgen-cli, installed with cargo --locked
+PVP_LLVM=-19                        # kernel build: make LLVM=-19
+PVP_TRIXIE_ROOT=$PVP_CACHE/trixie-root
+PVP_TOOLS=$PVP_CACHE/tools
+
+export PATH="$PVP_TOOLS/bin:$HOME/.cargo/bin:$PATH"
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm${PVP_LLVM}/lib}
+
+# phase NAME: announce a long step, so a slow run says where it is.
+phase() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+note() { printf '    %s\n' "$*" >&2; }
+
+# as_root CMD...: run as root, through sudo when we are not root.
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The kernel source tree, extracted from Debian's linux-source package into the cache.
+pvp_ksrc() {
+	local d
+	d=$(ls -d "$PVP_CACHE"/src/linux-source-"$PVP_KVER_SERIES" 2>/dev/null | head -n1)
+	[ -n "$d" ] || die "no kernel source in $PVP_CACHE/src: run scripts/setup"
+	echo "$d"
+}
+
+# The kernel build folder is keyed by the source version and the hash of everything that shapes the
+# config, so an edited tests/config builds a new kernel and an unchanged one is reused.
+pvp_kbuild_key() {
+	local ver
+	ver=$(cat "$PVP_CACHE/src/version" 2>/dev/null || echo unknown)
+	printf '%s-%s' "$ver" "$(cat "$PVP_TOP/tests/config" "$PVP_TOP/scripts/build-kernel" | sha256sum | cut -c1-12)"
+}
+pvp_kbuild() { echo "$PVP_CACHE/kernel/$(pvp_kbuild_key)"; }
