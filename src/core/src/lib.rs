@@ -1,0 +1,13 @@
+//! persona-core: every decision persona-vfio-pci makes, as pure, allocation-free code.
+//!
+//! The crate is built twice: as a normal `no_std` crate on the host (unit tests, proptest,
+//! cargo-fuzz, the `vfio-persona` tool) and as a `#[path]` module inside the kernel module, whose
+//! glue only moves bytes between VFIO and these functions. To keep both builds identical this
+//! file holds nothing but the module list (the kernel glue repeats it), and no module refers to
+//! another through `crate::`: paths are relative (`super::`).
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod mig;
