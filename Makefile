@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# persona-vfio-pci. The two commands that matter (README):
+#   make run     set up, build everything, boot the test guest, load the driver, bind an edu, show it
+#   make check   every test, host and guest; ends with "N passed, M failed, K skipped"
+#
+# The module itself builds the kernel way: `make module` against the cached test kernel, or
+# `make module KDIR=/lib/modules/$(uname -r)/build` against a host kernel built with LLVM=1.
+
+LLVM ?= -19
+MO ?= $(CURDIR)/build/module
+CARGO ?= cargo
+
+ifeq ($(origin KDIR),undefined)
+KERNEL_DEP := kernel
+KDIR = $(shell scripts/kernel-dir)
+endif
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
+
+.PHONY: all setup kernel module tool guest-deps run check host-check lint bench fuzz clean
+
+all: module tool
+
+setup:
+	@scripts/setup
+
+kernel:
+	@scripts/build-kernel >/dev/null
+
+module: $(KERNEL_DEP)
+	@mkdir -p $(MO)
+	+$(KMAKE) modules
+
+tool:
+	@$(CARGO) build --quiet --release -p vfio-persona
+	@mkdir -p build/bin && cp target/release/vfio-persona build/bin/
+
+# What scripts/guest-run needs: kernel, module, tools and test programs (each reused when current).
+guest-deps: module tool
+	@scripts/build-initramfs >/dev/null
+
+run: setup
+	@$(MAKE) -s guest-deps
+	@scripts/guest-run -- scripts/guest/demo
+
+check: setup
+	@scripts/check
+
+lint: $(KERNEL_DEP)
+	@scripts/lint
+
+bench:
+	@scripts/bench
+
+fuzz:
+	@scripts/fuzz long
+
+clean:
+	rm -rf build target

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Input of the build-time bindgen run (see Kbuild): the VFIO headers and the shim's interface.
+ */
+#include <linux/vfio.h>
+#include <linux/vfio_pci_core.h>
+#include "pvp_shim.h"

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe abstractions over VFIO and vfio-pci-core, written as a future `rust/kernel/vfio` would be.
+//!
+//! This folder is the only place in the driver with `unsafe` code or FFI calls; the rest of the
+//! driver uses the safe API exported here.
+
+mod bindings;
+
+use kernel::prelude::*;
+
+/// Checks that the opaque `vfio_pci_core_device` bindgen generated for this kernel has the size
+/// and alignment the C compiler gives it, as seen through the shim.
+///
+/// # Errors
+///
+/// `EINVAL` when they differ: the bindings were generated against another configuration.
+pub(crate) fn check_layout() -> Result {
+    // SAFETY: Both shim functions take no arguments, touch no state and return a constant.
+    let (size, align) = unsafe {
+        (
+            bindings::pvp_shim_core_device_size(),
+            bindings::pvp_shim_core_device_align(),
+        )
+    };
+    let rust_size = core::mem::size_of::<bindings::vfio_pci_core_device>();
+    let rust_align = core::mem::align_of::<bindings::vfio_pci_core_device>();
+    if size != rust_size || align != rust_align {
+        pr_err!(
+            "vfio_pci_core_device layout mismatch: C {}/{}, bindings {}/{}\n",
+            size,
+            align,
+            rust_size,
+            rust_align
+        );
+        return Err(EINVAL);
+    }
+    Ok(())
+}
