@@ -31,7 +31,11 @@ fn cell(s: &str) -> Result<State, FsmError> {
 /// target state, both in uAPI order (ERROR STOP RUNNING STOP_COPY RESUMING RUNNING_P2P PRE_COPY
 /// PRE_COPY_P2P).
 fn check_grid(caps: Caps, grid: &str) {
-    let rows: Vec<&str> = grid.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let rows: Vec<&str> = grid
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     assert_eq!(rows.len(), 8);
     for (cur, row) in State::ALL.iter().zip(rows) {
         let cells: Vec<&str> = row.split_whitespace().collect();
@@ -169,7 +173,11 @@ fn expected_arcs() -> Vec<(State, State, Actions)> {
         (Running, PreCopy, a(&[Actions::OPEN_PRECOPY])),
         (RunningP2p, PreCopyP2p, a(&[Actions::OPEN_PRECOPY])),
         (Stop, StopCopy, a(&[Actions::OPEN_SAVE, Actions::SNAPSHOT])),
-        (PreCopyP2p, StopCopy, a(&[Actions::FREEZE, Actions::SNAPSHOT])),
+        (
+            PreCopyP2p,
+            StopCopy,
+            a(&[Actions::FREEZE, Actions::SNAPSHOT]),
+        ),
         (
             PreCopy,
             StopCopy,
