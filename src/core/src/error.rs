@@ -6,6 +6,8 @@
 
 use core::fmt;
 
+use super::pci::WalkError;
+
 /// Why a persona blob was rejected by [`super::persona::PersonaRef::parse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseReason {
@@ -130,6 +132,8 @@ pub enum Error {
         /// Virtual offset of the capability in the persona.
         offset: u16,
     },
+    /// A capability chain in a config dump is broken (loop, bad pointer).
+    BrokenChain(WalkError),
     /// A config access has a size other than 1, 2 or 4, or runs past the end of config space.
     BadAccess {
         /// Offset of the access.

@@ -211,7 +211,12 @@ pub fn rd16(d: &[u8], off: usize) -> Option<u16> {
 #[inline]
 pub fn rd32(d: &[u8], off: usize) -> Option<u32> {
     let b = d.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?]))
+    Some(u32::from_le_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
 }
 
 /// Which capability chain an item belongs to.
@@ -331,7 +336,10 @@ impl<'a> CapWalker<'a> {
     /// Counts one more capability with `id` and returns how many came before it.
     fn instance_of(&mut self, id: u16) -> u8 {
         let n = self.nids.min(WALK_IDS);
-        let known = self.ids.get(..n).and_then(|ids| ids.iter().position(|&x| x == id));
+        let known = self
+            .ids
+            .get(..n)
+            .and_then(|ids| ids.iter().position(|&x| x == id));
         if let Some(c) = known.and_then(|i| self.counts.get_mut(i)) {
             let inst = *c;
             *c = c.saturating_add(1);
@@ -387,7 +395,13 @@ impl<'a> CapWalker<'a> {
                     // Report the bad pointer after yielding this capability.
                     self.next = next;
                     let inst = self.instance_of(id);
-                    return Some(Ok(FoundCap { space: self.space, offset: off, id, version: ver, instance: inst }));
+                    return Some(Ok(FoundCap {
+                        space: self.space,
+                        offset: off,
+                        id,
+                        version: ver,
+                        instance: inst,
+                    }));
                 }
                 (id, ver, next)
             }
@@ -399,7 +413,13 @@ impl<'a> CapWalker<'a> {
         }
         self.next = next;
         let instance = self.instance_of(id);
-        Some(Ok(FoundCap { space: self.space, offset: off, id, version, instance }))
+        Some(Ok(FoundCap {
+            space: self.space,
+            offset: off,
+            id,
+            version,
+            instance,
+        }))
     }
 }
 
@@ -555,7 +575,10 @@ fn vc_cap_len(cap1: u32, cap2: u32) -> u32 {
     // evcc <= 7 and phases <= 128, so none of this can overflow.
     let mut len = 0x10u32.saturating_add(evcc.saturating_add(1).saturating_mul(0x0c));
     if phases != 0 {
-        len = len.div_ceil(16).saturating_mul(16).saturating_add(phases.saturating_mul(4) / 8);
+        len = len
+            .div_ceil(16)
+            .saturating_mul(16)
+            .saturating_add(phases.saturating_mul(4) / 8);
     }
     len
 }

@@ -1,0 +1,369 @@
+//! The config-space overlay: serving a user's config reads and writes as a persona says.
+//!
+//! At open time the glue builds an [`OverlayMap`] from the persona and the device's physical
+//! config dump: one 16-bit entry per config byte saying whether it is hidden, passed through
+//! (and to which physical offset, after relocation) or emulated (and which slot of the register
+//! state holds it). The emulated registers live in an [`OverlayState`], which
+//! [`OverlayState::reset`] returns to the persona's reset values (on open and on device reset).
+//!
+//! Each access then costs a few table lookups: an access whose bytes are all passthrough to
+//! contiguous physical bytes becomes one device access, anything else is split into runs and
+//! naturally aligned 1/2/4-byte device accesses (the same split vfio-pci-core does), so hidden
+//! and read-only bytes never reach the device and writable neighbours are written without
+//! read-modify-write.
+//!
+//! Both structures are plain integer arrays, so all-zero memory is a valid (empty) value and
+//! the kernel can allocate them zeroed; they never need to be moved or returned by value.
+
+use super::error::Error;
+use super::pci::{self, Space};
+use super::persona::{CapKind, PersonaRef, Rule, MAX_EMULATED, SPACE};
+
+/// Physical config access through vfio-pci-core (or a test double).
+pub trait ConfigAccess {
+    /// Error of a failed device access.
+    type Error;
+
+    /// Reads `size` (1, 2 or 4) bytes at physical `offset`, little-endian in the low bits.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the device access reports.
+    fn read(&mut self, offset: u16, size: u8) -> Result<u32, Self::Error>;
+
+    /// Writes the low `size` (1, 2 or 4) bytes of `value` at physical `offset`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the device access reports.
+    fn write(&mut self, offset: u16, size: u8, value: u32) -> Result<(), Self::Error>;
+}
+
+/// Error of an overlay access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlayError<E> {
+    /// The access itself is invalid (size or range).
+    Access(Error),
+    /// The device access failed.
+    Device(E),
+}
+
+const KIND_SHIFT: u16 = 14;
+const INDEX_MASK: u16 = 0x0fff;
+
+/// Per-byte lookup table and emulated-register metadata for one persona on one device.
+#[derive(Clone, Debug)]
+pub struct OverlayMap {
+    /// Bits 15:14 rule, bits 11:0 physical offset (passthrough) or state slot (emulated).
+    entry: [u16; SPACE],
+    /// Write mask of each emulated slot.
+    wmask: [u8; MAX_EMULATED],
+    /// Reset value of each emulated slot.
+    reset: [u8; MAX_EMULATED],
+    /// Number of used emulated slots.
+    slots: u16,
+}
+
+/// The emulated registers' current values.
+#[derive(Clone, Debug)]
+pub struct OverlayState {
+    value: [u8; MAX_EMULATED],
+}
+
+impl Default for OverlayMap {
+    fn default() -> Self {
+        Self {
+            entry: [0; SPACE],
+            wmask: [0; MAX_EMULATED],
+            reset: [0; MAX_EMULATED],
+            slots: 0,
+        }
+    }
+}
+
+impl Default for OverlayState {
+    fn default() -> Self {
+        Self {
+            value: [0; MAX_EMULATED],
+        }
+    }
+}
+
+impl OverlayState {
+    /// Returns every emulated register to its reset value.
+    pub fn reset(&mut self, map: &OverlayMap) {
+        self.value.copy_from_slice(&map.reset);
+    }
+}
+
+fn rule_of(e: u16) -> Rule {
+    Rule::from_u8(u8::try_from(e >> KIND_SHIFT).unwrap_or(0)).unwrap_or(Rule::Hidden)
+}
+
+fn index_of(e: u16) -> usize {
+    usize::from(e & INDEX_MASK)
+}
+
+fn check_access(offset: u16, size: u8) -> Result<(usize, usize), Error> {
+    let off = usize::from(offset);
+    let n = usize::from(size);
+    if !matches!(size, 1 | 2 | 4) || off.saturating_add(n) > SPACE {
+        return Err(Error::BadAccess { offset, size });
+    }
+    Ok((off, n))
+}
+
+/// Largest naturally aligned access size (4, 2, 1) at `phys` that fits in `left` bytes.
+fn chunk(phys: usize, left: usize) -> usize {
+    if left >= 4 && phys % 4 == 0 {
+        4
+    } else if left >= 2 && phys % 2 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+impl OverlayMap {
+    /// Builds the table for persona `p` on the device whose physical config is `dump`.
+    ///
+    /// Physical capabilities are located in the dump by space, ID and instance; bytes past the
+    /// persona's config size are hidden.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadDumpSize`], [`Error::CapNotFound`] for a presented capability the device
+    /// lacks, [`Error::CapTooShort`] when it would run past the dump. A persona that passed
+    /// [`super::persona::check`] never fails here.
+    pub fn build(&mut self, p: &PersonaRef<'_>, dump: &[u8]) -> Result<(), Error> {
+        if dump.len() != pci::CFG_SIZE && dump.len() != pci::CFG_SIZE_EXT {
+            return Err(Error::BadDumpSize);
+        }
+        self.entry.fill(0);
+        self.wmask.fill(0);
+        self.reset.fill(0);
+        self.slots = 0;
+        let mut cache = CapCache::default();
+        let mut slot = 0usize;
+        for r in p.runs() {
+            for k in 0..usize::from(r.len) {
+                let off = usize::from(r.start).saturating_add(k);
+                let payload = match r.rule {
+                    Rule::Hidden => 0,
+                    Rule::PassRo | Rule::PassRw => cache.physical_of(p, dump, off)?,
+                    Rule::Emulated => {
+                        if let (Some(m), Some(v)) =
+                            (self.wmask.get_mut(slot), self.reset.get_mut(slot))
+                        {
+                            *m = r.mask.get(k).copied().unwrap_or(0);
+                            *v = r.value.get(k).copied().unwrap_or(0);
+                        }
+                        let s = slot;
+                        slot = slot.saturating_add(1);
+                        s
+                    }
+                };
+                let payload = u16::try_from(payload).unwrap_or(0) & INDEX_MASK;
+                if let Some(e) = self.entry.get_mut(off) {
+                    *e = (u16::from(r.rule as u8) << KIND_SHIFT) | payload;
+                }
+            }
+        }
+        self.slots = u16::try_from(slot).unwrap_or(0);
+        Ok(())
+    }
+
+    /// Number of emulated bytes.
+    pub fn emulated_len(&self) -> usize {
+        usize::from(self.slots)
+    }
+
+    /// Rule and payload of config byte `off`.
+    fn at(&self, off: usize) -> (Rule, usize) {
+        let e = self.entry.get(off).copied().unwrap_or(0);
+        (rule_of(e), index_of(e))
+    }
+
+    /// Serves a config read of `size` (1, 2 or 4) bytes at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`OverlayError::Access`] for a bad size or range, [`OverlayError::Device`] when a device
+    /// read fails.
+    pub fn read<A: ConfigAccess>(
+        &self,
+        st: &OverlayState,
+        acc: &mut A,
+        offset: u16,
+        size: u8,
+    ) -> Result<u32, OverlayError<A::Error>> {
+        let (off, n) = check_access(offset, size).map_err(OverlayError::Access)?;
+        if let Some(phys) = self.contiguous_pass(off, n, false) {
+            return acc.read(phys, size).map_err(OverlayError::Device);
+        }
+        let mut bytes = [0u8; 4];
+        let mut i = 0usize;
+        while i < n {
+            let (rule, idx) = self.at(off.saturating_add(i));
+            let run = self.pass_run(off, i, n);
+            match rule {
+                Rule::Hidden => i = i.saturating_add(1),
+                Rule::Emulated => {
+                    if let Some(b) = bytes.get_mut(i) {
+                        *b = st.value.get(idx).copied().unwrap_or(0);
+                    }
+                    i = i.saturating_add(1);
+                }
+                Rule::PassRo | Rule::PassRw => {
+                    let c = chunk(idx, run);
+                    let v = acc
+                        .read(
+                            u16::try_from(idx).unwrap_or(0),
+                            u8::try_from(c).unwrap_or(1),
+                        )
+                        .map_err(OverlayError::Device)?;
+                    for (k, b) in v.to_le_bytes().into_iter().take(c).enumerate() {
+                        if let Some(dst) = bytes.get_mut(i.saturating_add(k)) {
+                            *dst = b;
+                        }
+                    }
+                    i = i.saturating_add(c);
+                }
+            }
+        }
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    /// Serves a config write of the low `size` (1, 2 or 4) bytes of `value` at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`OverlayError::Access`] for a bad size or range, [`OverlayError::Device`] when a device
+    /// write fails (bytes before the failing chunk have been written).
+    pub fn write<A: ConfigAccess>(
+        &self,
+        st: &mut OverlayState,
+        acc: &mut A,
+        offset: u16,
+        size: u8,
+        value: u32,
+    ) -> Result<(), OverlayError<A::Error>> {
+        let (off, n) = check_access(offset, size).map_err(OverlayError::Access)?;
+        if let Some(phys) = self.contiguous_pass(off, n, true) {
+            return acc.write(phys, size, value).map_err(OverlayError::Device);
+        }
+        let bytes = value.to_le_bytes();
+        let mut i = 0usize;
+        while i < n {
+            let (rule, idx) = self.at(off.saturating_add(i));
+            match rule {
+                Rule::Hidden | Rule::PassRo => i = i.saturating_add(1),
+                Rule::Emulated => {
+                    let m = self.wmask.get(idx).copied().unwrap_or(0);
+                    let b = bytes.get(i).copied().unwrap_or(0);
+                    if let Some(v) = st.value.get_mut(idx) {
+                        *v = (*v & !m) | (b & m);
+                    }
+                    i = i.saturating_add(1);
+                }
+                Rule::PassRw => {
+                    let c = chunk(idx, self.pass_run(off, i, n));
+                    let mut v = 0u32;
+                    for k in (0..c).rev() {
+                        v = (v << 8)
+                            | u32::from(bytes.get(i.saturating_add(k)).copied().unwrap_or(0));
+                    }
+                    acc.write(
+                        u16::try_from(idx).unwrap_or(0),
+                        u8::try_from(c).unwrap_or(1),
+                        v,
+                    )
+                    .map_err(OverlayError::Device)?;
+                    i = i.saturating_add(c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Length of the run of bytes starting at access byte `i` (of `n`) that share byte `i`'s
+    /// passthrough rule and map to consecutive physical offsets.
+    fn pass_run(&self, off: usize, i: usize, n: usize) -> usize {
+        let (rule, phys) = self.at(off.saturating_add(i));
+        let mut len = 1usize;
+        while i.saturating_add(len) < n {
+            let (r, p) = self.at(off.saturating_add(i).saturating_add(len));
+            if r != rule || p != phys.saturating_add(len) {
+                break;
+            }
+            len = len.saturating_add(1);
+        }
+        len
+    }
+
+    /// The physical offset when the whole access is one naturally aligned passthrough run
+    /// (writable when `write`), the common case served with a single device access.
+    fn contiguous_pass(&self, off: usize, n: usize, write: bool) -> Option<u16> {
+        let (rule, phys) = self.at(off);
+        let ok = if write {
+            rule == Rule::PassRw
+        } else {
+            rule.is_pass()
+        };
+        if !ok || phys.checked_rem(n) != Some(0) {
+            return None;
+        }
+        let same = (1..n).all(|k| {
+            let (r, p) = self.at(off.saturating_add(k));
+            r.is_pass() && (!write || r == Rule::PassRw) && p == phys.saturating_add(k)
+        });
+        if same {
+            u16::try_from(phys).ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// The last physical capability resolved while building, so that each capability's chain walk
+/// happens once per run of bytes rather than once per byte.
+#[derive(Default)]
+struct CapCache {
+    /// Virtual range and physical base of the cached capability.
+    hit: Option<(usize, usize, usize)>,
+}
+
+impl CapCache {
+    /// Physical offset a passthrough byte at virtual `off` maps to.
+    fn physical_of(&mut self, p: &PersonaRef<'_>, dump: &[u8], off: usize) -> Result<usize, Error> {
+        if let Some((vs, ve, pb)) = self.hit {
+            if off >= vs && off < ve {
+                return Ok(pb.saturating_add(off.saturating_sub(vs)));
+            }
+        }
+        let space = if off >= pci::CFG_SIZE {
+            Space::Extended
+        } else {
+            Space::Standard
+        };
+        let Some(e) = p
+            .cap_containing(space, off)
+            .filter(|e| e.kind == CapKind::Physical)
+        else {
+            return Ok(off);
+        };
+        let c = pci::find_cap(dump, e.space, e.id, e.instance)
+            .map_err(Error::BrokenChain)?
+            .ok_or(Error::CapNotFound {
+                extended: e.space == Space::Extended,
+                id: e.id,
+                instance: e.instance,
+            })?;
+        let base = usize::from(c.offset);
+        if base.saturating_add(usize::from(e.len)) > dump.len() {
+            return Err(Error::CapTooShort { offset: e.offset });
+        }
+        self.hit = Some((usize::from(e.offset), e.end(), base));
+        Ok(base.saturating_add(off.saturating_sub(usize::from(e.offset))))
+    }
+}
