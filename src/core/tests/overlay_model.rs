@@ -1,0 +1,231 @@
+//! The overlay against a byte-at-a-time reference model, on random access sequences.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+mod persona_support;
+
+use persona_core::overlay::{ConfigAccess, OverlayError, OverlayMap, OverlayState};
+use persona_core::pci::{self, Space};
+use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
+use persona_core::persona::format::MAX_BLOB;
+use persona_core::persona::{CapKind, PersonaModel, PersonaRef, Rule};
+use persona_support::*;
+use proptest::prelude::*;
+
+/// A device whose config space is plain memory; it insists on naturally aligned accesses,
+/// which is what the overlay promises to issue.
+struct Dev {
+    mem: Vec<u8>,
+}
+
+impl ConfigAccess for Dev {
+    type Error = ();
+
+    fn read(&mut self, offset: u16, size: u8) -> Result<u32, ()> {
+        let (o, n) = (usize::from(offset), usize::from(size));
+        assert_eq!(o % n, 0, "unaligned device read {o:#x}/{n}");
+        let mut b = [0u8; 4];
+        b[..n].copy_from_slice(&self.mem[o..o + n]);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn write(&mut self, offset: u16, size: u8, value: u32) -> Result<(), ()> {
+        let (o, n) = (usize::from(offset), usize::from(size));
+        assert_eq!(o % n, 0, "unaligned device write {o:#x}/{n}");
+        self.mem[o..o + n].copy_from_slice(&value.to_le_bytes()[..n]);
+        Ok(())
+    }
+}
+
+/// A persona exercising every rule: nvme_ext's identity layout with the PCIe capability moved
+/// from 0x80 to 0xc0, PASID synthesized, the device ID emulated, a hidden range, a read-only
+/// passthrough range and emulated registers with partial write masks.
+fn persona() -> (Vec<u8>, Box<PersonaModel>) {
+    let dump = nvme_ext();
+    let mut m = Box::<PersonaModel>::default();
+    let opts = DeriveOptions {
+        pasid: Some(PasidRequest {
+            width: 12,
+            exec: true,
+            privileged: false,
+            offset: None,
+        }),
+        ..Default::default()
+    };
+    derive(&dump, &opts, &mut m).unwrap();
+    // Relocate PCIe (0x80, 0x34 bytes) to 0xc0.
+    let i = m
+        .caps()
+        .iter()
+        .position(|e| e.id == u16::from(pci::CAP_ID_EXP))
+        .unwrap();
+    m.caps[i].offset = 0xc0;
+    m.set_rule(0x80, 0xc0, Rule::PassRw);
+    m.set_rule(0xc0, 0xf4, Rule::PassRw);
+    m.emulated_ids |= persona_core::persona::IdField::Device.bit();
+    m.ids.device = 0x5845;
+    m.set_rule(0x200, 0x210, Rule::Hidden);
+    m.set_rule(0x210, 0x220, Rule::PassRo);
+    for k in 0..8 {
+        m.set_emulated(0x300 + k, 0xa0 + k as u8, [0xff, 0x0f, 0, 0xf0][k % 4]);
+    }
+    m.apply_layout();
+    let mut out = vec![0u8; MAX_BLOB];
+    let n = m.encode(&mut out).expect("encode");
+    out.truncate(n);
+    (out, m)
+}
+
+/// Byte-at-a-time reference.
+struct Reference<'a> {
+    m: &'a PersonaModel,
+    phys: Vec<usize>,
+    state: Vec<u8>,
+    dev: Vec<u8>,
+}
+
+impl<'a> Reference<'a> {
+    fn new(m: &'a PersonaModel, dump: &[u8]) -> Self {
+        let mut phys: Vec<usize> = (0..4096).collect();
+        for e in m.caps().iter().filter(|e| e.kind == CapKind::Physical) {
+            let base = pci::find_cap(dump, e.space, e.id, e.instance)
+                .unwrap()
+                .unwrap()
+                .offset;
+            for k in 0..usize::from(e.len) {
+                phys[usize::from(e.offset) + k] = usize::from(base) + k;
+            }
+        }
+        let _ = Space::Standard;
+        Self {
+            m,
+            phys,
+            state: m.value.to_vec(),
+            dev: dump.to_vec(),
+        }
+    }
+
+    fn read(&self, off: usize) -> u8 {
+        if off >= self.m.config_size {
+            return 0;
+        }
+        match self.m.rule[off] {
+            Rule::Hidden => 0,
+            Rule::PassRo | Rule::PassRw => self.dev[self.phys[off]],
+            Rule::Emulated => self.state[off],
+        }
+    }
+
+    fn write(&mut self, off: usize, b: u8) {
+        if off >= self.m.config_size {
+            return;
+        }
+        match self.m.rule[off] {
+            Rule::Hidden | Rule::PassRo => {}
+            Rule::PassRw => self.dev[self.phys[off]] = b,
+            Rule::Emulated => {
+                let mask = self.m.mask[off];
+                self.state[off] = (self.state[off] & !mask) | (b & mask);
+            }
+        }
+    }
+}
+
+fn access() -> impl Strategy<Value = (bool, u16, u8, u32)> {
+    let offset = prop_oneof![
+        0u16..0x100,
+        0xb0u16..0x110,
+        0x140u16..0x170,
+        0x1f8u16..0x228,
+        0x2fcu16..0x30c,
+        0xff0u16..0xffc,
+        0u16..0xffd
+    ];
+    (
+        any::<bool>(),
+        offset,
+        prop_oneof![Just(1u8), Just(2u8), Just(4u8)],
+        any::<u32>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn overlay_matches_reference(ops in proptest::collection::vec(access(), 1..64)) {
+        let (blob, m) = persona();
+        let p = PersonaRef::parse(&blob).unwrap();
+        let dump = nvme_ext();
+        let mut map = Box::<OverlayMap>::default();
+        map.build(&p, &dump).unwrap();
+        let mut st = Box::<OverlayState>::default();
+        st.reset(&map);
+        let mut dev = Dev { mem: dump.clone() };
+        let mut reference = Reference::new(&m, &dump);
+        for (write, off, size, val) in ops {
+            let (o, n) = (usize::from(off), usize::from(size));
+            if write {
+                map.write(&mut st, &mut dev, off, size, val).unwrap();
+                for k in 0..n {
+                    reference.write(o + k, val.to_le_bytes()[k]);
+                }
+            } else {
+                let got = map.read(&st, &mut dev, off, size).unwrap();
+                let mut want = [0u8; 4];
+                for k in 0..n {
+                    want[k] = reference.read(o + k);
+                }
+                prop_assert_eq!(got, u32::from_le_bytes(want), "read {:#x}/{}", off, size);
+            }
+            prop_assert_eq!(&dev.mem, &reference.dev);
+        }
+    }
+}
+
+#[test]
+fn presented_layout_reads() {
+    let (blob, _) = persona();
+    let p = PersonaRef::parse(&blob).unwrap();
+    let dump = nvme_ext();
+    let mut map = Box::<OverlayMap>::default();
+    map.build(&p, &dump).unwrap();
+    let mut st = Box::<OverlayState>::default();
+    st.reset(&map);
+    let mut dev = Dev { mem: dump.clone() };
+    let rd = |map: &OverlayMap, st: &OverlayState, dev: &mut Dev, off: u16, size: u8| {
+        map.read(st, dev, off, size).unwrap()
+    };
+    // Emulated device ID, passthrough vendor ID, in one dword read spanning both.
+    assert_eq!(rd(&map, &st, &mut dev, 0, 4), 0x5845_1b36);
+    // The PCIe capability now at 0xc0, its flags read from 0x82 on the device.
+    assert_eq!(rd(&map, &st, &mut dev, 0xc0, 1), 0x10);
+    assert_eq!(rd(&map, &st, &mut dev, 0xc2, 2), 0x0002);
+    // PM's next pointer now leads to 0xc0.
+    assert_eq!(rd(&map, &st, &mut dev, 0x61, 1), 0xc0);
+    // PASID at 0xff8: header, capability register with width 12 and exec.
+    assert_eq!(rd(&map, &st, &mut dev, 0xff8, 4), 0x0001_001b);
+    assert_eq!(rd(&map, &st, &mut dev, 0xffc, 2), (12 << 8) | 2);
+    // Control is emulated: enable and exec writable, privileged not; never reaches the device.
+    map.write(&mut st, &mut dev, 0xffe, 2, 0xffff).unwrap();
+    assert_eq!(rd(&map, &st, &mut dev, 0xffe, 2), 0x0003);
+    assert_eq!(&dev.mem[0xff8..], &dump[0xff8..]);
+    st.reset(&map);
+    assert_eq!(rd(&map, &st, &mut dev, 0xffe, 2), 0);
+    // The physical PASID at 0x148 reads as zeros.
+    assert_eq!(rd(&map, &st, &mut dev, 0x148, 4), 0);
+    // Bad accesses are errors, not panics.
+    assert!(matches!(
+        map.read(&st, &mut dev, 0xffe, 4),
+        Err(OverlayError::Access(_))
+    ));
+    assert!(matches!(
+        map.read(&st, &mut dev, 0, 3),
+        Err(OverlayError::Access(_))
+    ));
+}
