@@ -163,9 +163,7 @@ fn decode_chunked(
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
         rest = tail;
         last = parser.feed(chunk, sink);
-        if last.is_err() {
-            return last;
-        }
+        last?;
         if tail.is_empty() {
             break;
         }
