@@ -17,7 +17,7 @@ KDIR = $(shell scripts/kernel-dir)
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
 
-.PHONY: all setup kernel module tool guest-deps run check host-check lint bench fuzz clean
+.PHONY: all setup kernel module tool selftests guest-deps run check host-check lint bench fuzz clean
 
 all: module tool
 
@@ -35,8 +35,13 @@ tool:
 	@$(CARGO) build --quiet --release -p vfio-persona
 	@mkdir -p build/bin && cp target/release/vfio-persona build/bin/
 
+# The project's own kselftests (tests/selftests), static, against the test kernel's uapi headers.
+selftests: $(KERNEL_DEP)
+	+$(MAKE) -C tests/selftests KSRC=$(shell scripts/kernel-src) \
+		KHDR=$(shell scripts/kernel-dir)/usr-headers/include OUT=$(CURDIR)/build/selftests
+
 # What scripts/guest-run needs: kernel, module, tools and test programs (each reused when current).
-guest-deps: module tool
+guest-deps: module tool selftests
 	@scripts/build-initramfs >/dev/null
 
 run: setup
