@@ -1,4 +1,7 @@
 //! Library half of the `vfio-persona` tool: the TOML text format and the commands, so that tests
 //! and fuzz targets can drive them without spawning the binary.
 
+pub mod cli;
 pub mod stream;
+pub mod synth;
+pub mod text;
