@@ -222,7 +222,7 @@ fn round_trip_skips_unknown_optional() {
     assert!(p.is_done());
     assert_eq!(p.finish(), Ok(()));
     assert_eq!(p.offset(), stream.len() as u64);
-    assert_eq!(p.identity(), Some(&edu()));
+    assert_eq!(p.identity(), Some(edu()));
     assert_eq!(sink.header, Some(edu()));
     let kept: Vec<Rec> = recs.iter().filter(|r| r.tag != 0x7777).cloned().collect();
     assert_eq!(sink.records, kept);
@@ -527,6 +527,21 @@ fn limits_enforced() {
         )
         .unwrap_err();
     assert_eq!(e.reason, Reason::StreamTooLarge { max: u64::MAX });
+}
+
+#[test]
+fn reset_accepts_a_valid_stream_after_garbage() {
+    let stream = encode(&edu(), &sample_records());
+    let mut p = Parser::new(Expect::exactly(&edu()), Limits::UNLIMITED);
+    let mut sink = TestSink::knowing(&known_sample());
+    let mut bad = stream.clone();
+    bad[HEADER_LEN + 30] ^= 0x40;
+    assert!(p.feed(&bad, &mut sink).is_err());
+    p.reset(Expect::exactly(&edu()), Limits::UNLIMITED);
+    assert_eq!(p.identity(), None);
+    let mut sink = TestSink::knowing(&known_sample());
+    assert_eq!(p.feed(&stream, &mut sink), Ok(Progress::Done));
+    assert_eq!(p.identity(), Some(edu()));
 }
 
 #[test]

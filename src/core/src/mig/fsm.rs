@@ -213,6 +213,34 @@ fn table(cur: State, new: State) -> State {
 /// - [`FsmError::InvalidCurrent`] if `cur` is `Error` or needs a capability `caps` lacks;
 /// - [`FsmError::InvalidTarget`] if `new` is `Error` or needs a capability `caps` lacks;
 /// - [`FsmError::Blocked`] if the table leads to `Error` (`STOP_COPY` to a `PRE_COPY` state).
+///
+/// # Examples
+///
+/// The loop a driver's `migration_set_state` runs, here from RUNNING to STOP_COPY:
+///
+/// ```
+/// use persona_core::mig::fsm::{arc_actions, next_state, Actions, Caps, State};
+///
+/// let caps = Caps::STOP_COPY.with(Caps::P2P).with(Caps::PRE_COPY);
+/// let (mut cur, target) = (State::Running, State::StopCopy);
+/// let mut arcs = Vec::new();
+/// while cur != target {
+///     let next = next_state(cur, target, caps)?;
+///     let actions = arc_actions(cur, next).expect("next_state only yields real arcs");
+///     // The glue executes `actions.iter()` here; on failure the device goes to ERROR.
+///     arcs.push((next, actions));
+///     cur = next;
+/// }
+/// assert_eq!(
+///     arcs,
+///     [
+///         (State::RunningP2p, Actions::HOLD_DMA),
+///         (State::Stop, Actions::FREEZE),
+///         (State::StopCopy, Actions::OPEN_SAVE.with(Actions::SNAPSHOT)),
+///     ]
+/// );
+/// # Ok::<(), persona_core::mig::fsm::FsmError>(())
+/// ```
 pub fn next_state(cur: State, new: State, caps: Caps) -> Result<State, FsmError> {
     if !cur.supported(caps) {
         return Err(FsmError::InvalidCurrent);

@@ -508,6 +508,47 @@ enum PState {
 /// Feed it the stream in chunks of any size with [`Parser::feed`]; call [`Parser::finish`] when
 /// the writer is done (the kernel glue: on leaving RESUMING). After an error, every call returns
 /// the same error.
+///
+/// # Examples
+///
+/// A destination that knows tag 7, decoding a stream written one byte at a time:
+///
+/// ```
+/// use persona_core::mig::stream::*;
+///
+/// struct Regs([u8; 4]);
+///
+/// impl Sink for Regs {
+///     fn begin_record(&mut self, rec: &RecordInfo) -> Result<Disposition, Reason> {
+///         match (rec.tag, rec.len) {
+///             (7, 4) => Ok(Disposition::Stage),
+///             (7, _) => Err(Reason::InvalidRecord),
+///             _ => Ok(Disposition::Unknown),
+///         }
+///     }
+///     fn stage(&mut self, offset: u64, want: usize) -> Result<&mut [u8], Reason> {
+///         let at = usize::try_from(offset).map_err(|_| Reason::InvalidRecord)?;
+///         self.0.get_mut(at..at + want).ok_or(Reason::InvalidRecord)
+///     }
+/// }
+///
+/// let id = Identity {
+///     kind: DeviceKind::EDU,
+///     persona: PersonaId::new(b"edu-v1", 1, [0; 32]).unwrap(),
+/// };
+/// let records = [Record { tag: 7, mandatory: true, payload: &[1, 2, 3, 4] }];
+/// let mut stream = [0u8; 256];
+/// let n = Writer::new(&id).fill(&records, &mut stream).unwrap();
+///
+/// let mut parser = Parser::new(Expect::exactly(&id), Limits::UNLIMITED);
+/// let mut regs = Regs([0; 4]);
+/// let mut last = Progress::NeedMore;
+/// for byte in stream[..n].chunks(1) {
+///     last = parser.feed(byte, &mut regs).unwrap();
+/// }
+/// assert_eq!(last, Progress::Done);
+/// assert_eq!(regs.0, [1, 2, 3, 4]); // Only now may the registers be applied.
+/// ```
 #[derive(Clone, Debug)]
 pub struct Parser {
     /// What the header must say.
@@ -522,8 +563,9 @@ pub struct Parser {
     state: PState,
     /// The header bytes.
     header: [u8; HEADER_LEN],
-    /// The validated header, once complete.
-    id: Option<Identity>,
+    /// Whether `header` is complete and was accepted (the identity is decoded from it on demand,
+    /// which keeps the decoder small).
+    header_ok: bool,
 }
 
 impl Parser {
@@ -536,18 +578,31 @@ impl Parser {
             offset: 0,
             state: PState::Header { have: 0 },
             header: [0; HEADER_LEN],
-            id: None,
+            header_ok: false,
         }
     }
 
-    /// Returns the number of stream bytes accepted so far.
+    /// Starts over, for a new stream, without building a new decoder on the stack.
+    pub fn reset(&mut self, expect: Expect, limits: Limits) {
+        self.expect = expect;
+        self.limits = limits;
+        self.sum = Checksum::new();
+        self.offset = 0;
+        self.state = PState::Header { have: 0 };
+        self.header_ok = false;
+    }
+
+    /// Returns the number of stream bytes accepted so far; after an error, the error's offset.
     pub const fn offset(&self) -> u64 {
         self.offset
     }
 
     /// Returns the stream's identity once its header has been received and accepted.
-    pub const fn identity(&self) -> Option<&Identity> {
-        self.id.as_ref()
+    pub fn identity(&self) -> Option<Identity> {
+        if !self.header_ok {
+            return None;
+        }
+        decode_header(&self.header).ok()
     }
 
     /// Returns `true` once the whole stream has been received and verified.
@@ -693,7 +748,7 @@ impl Parser {
         // A stream must at least have room for its end record.
         self.check_total(self.offset, 0)?;
         sink.header(&id)?;
-        self.id = Some(id);
+        self.header_ok = true;
         self.state = PState::RecordHeader {
             buf: [0; RECORD_HEADER_LEN],
             have: 0,
@@ -1067,6 +1122,39 @@ enum WState {
 /// with [`Writer::fill_header`] (the PRE_COPY initial bytes, so an incompatible destination
 /// rejects the stream before the source stops). Once the device state is captured it emits the
 /// rest with [`Writer::fill`], in whatever pieces the reader asks for, then the end record.
+///
+/// # Examples
+///
+/// ```
+/// use persona_core::mig::stream::*;
+///
+/// let id = Identity {
+///     kind: DeviceKind::EDU,
+///     persona: PersonaId::new(b"edu-v1", 1, [0; 32]).unwrap(),
+/// };
+/// let mut w = Writer::new(&id);
+///
+/// // PRE_COPY: the header is all there is, read in any pieces.
+/// let mut buf = [0u8; 100];
+/// assert_eq!(w.header_remaining(), HEADER_LEN);
+/// assert_eq!(w.fill_header(&mut buf), 100);
+/// assert_eq!(w.fill_header(&mut buf), HEADER_LEN - 100);
+/// assert_eq!(w.fill_header(&mut buf), 0); // The glue returns -ENOMSG here.
+///
+/// // STOP_COPY: the device state is captured; the rest follows, then EOF.
+/// let state = [Record { tag: 7, mandatory: true, payload: &[1, 2, 3, 4] }];
+/// assert_eq!(w.remaining(&state), Some(16 + 4 + 24));
+/// let mut total = 0;
+/// loop {
+///     let n = w.fill(&state, &mut buf).unwrap();
+///     if n == 0 {
+///         break;
+///     }
+///     total += n;
+/// }
+/// assert_eq!(total, 16 + 4 + 24);
+/// assert!(w.is_done());
+/// ```
 #[derive(Clone, Debug)]
 pub struct Writer {
     /// The encoded header.
