@@ -32,7 +32,7 @@
 //!    16     8  checksum              of every byte of the stream before this field
 //! ```
 //!
-//! The checksum is [`Checksum`](super::checksum::Checksum); the header and record headers are
+//! The checksum is [`Checksum`]; the header and record headers are
 //! covered like payload, so the last 8 bytes of a stream check everything before them.
 //!
 //! # Compatibility
@@ -1221,7 +1221,8 @@ impl Writer {
     }
 
     /// Emits as much of the rest of the stream (header, records of `src`, end record) as fits in
-    /// `out`; returns how many bytes were written, 0 once the stream is complete.
+    /// `out`; returns how many bytes were written: less than `out.len()` only at the end of the
+    /// stream, and 0 once it is complete (the data fd's EOF) or when `out` is empty.
     ///
     /// # Errors
     ///
