@@ -152,6 +152,10 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for ParseError {}
+
+impl core::error::Error for Error {}
+
 impl From<ParseError> for Error {
     fn from(e: ParseError) -> Self {
         Error::Invalid(e)

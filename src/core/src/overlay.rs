@@ -331,6 +331,8 @@ impl OverlayMap {
 struct CapCache {
     /// Virtual range and physical base of the cached capability.
     hit: Option<(usize, usize, usize)>,
+    /// Virtual range known to hold no physical capability (identity mapping).
+    miss: Option<(usize, usize)>,
 }
 
 impl CapCache {
@@ -346,10 +348,29 @@ impl CapCache {
         } else {
             Space::Standard
         };
+        if let Some((ms, me)) = self.miss {
+            if off >= ms && off < me {
+                return Ok(off);
+            }
+        }
         let Some(e) = p
             .cap_containing(space, off)
             .filter(|e| e.kind == CapKind::Physical)
         else {
+            // Identity mapping up to the next physical capability of this space.
+            let end = p
+                .caps()
+                .filter(|e| e.kind == CapKind::Physical && e.space == space)
+                .map(|e| usize::from(e.offset))
+                .filter(|&s| s > off)
+                .min()
+                .unwrap_or(usize::MAX);
+            // Never across the standard/extended boundary.
+            let space_end = match space {
+                Space::Standard => pci::CFG_SIZE,
+                Space::Extended => pci::CFG_SIZE_EXT,
+            };
+            self.miss = Some((off, end.min(space_end)));
             return Ok(off);
         };
         let c = pci::find_cap(dump, e.space, e.id, e.instance)

@@ -178,8 +178,8 @@ proptest! {
             } else {
                 let got = map.read(&st, &mut dev, off, size).unwrap();
                 let mut want = [0u8; 4];
-                for k in 0..n {
-                    want[k] = reference.read(o + k);
+                for (k, w) in want.iter_mut().enumerate().take(n) {
+                    *w = reference.read(o + k);
                 }
                 prop_assert_eq!(got, u32::from_le_bytes(want), "read {:#x}/{}", off, size);
             }

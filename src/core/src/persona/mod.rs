@@ -27,6 +27,29 @@
 //! Versions are `major.minor`, two `u16`s. The persona's author bumps `minor` for changes that
 //! keep migration compatibility and `major` for those that do not; the code itself never trusts
 //! version numbers and compares contents ([`diff`]).
+//!
+//! # Example
+//!
+//! ```
+//! use persona_core::persona::derive::{derive_blob, DeriveOptions, PasidRequest};
+//! use persona_core::persona::format::MAX_BLOB;
+//! use persona_core::persona::{PersonaModel, PersonaRef};
+//!
+//! // A 4 KiB config dump of a device without capabilities.
+//! let mut dump = vec![0u8; 4096];
+//! dump[..4].copy_from_slice(&[0x36, 0x1b, 0x10, 0x00]);
+//! let opts = DeriveOptions {
+//!     pasid: Some(PasidRequest { width: 16, exec: false, privileged: false, offset: None }),
+//!     ..DeriveOptions::default()
+//! };
+//! let mut scratch = Box::<PersonaModel>::default();
+//! let mut blob = vec![0u8; MAX_BLOB];
+//! let n = derive_blob(&dump, &opts, &mut scratch, &mut blob)?;
+//! let p = PersonaRef::parse(&blob[..n])?;
+//! assert_eq!(p.name(), "1b36:0010");
+//! assert_eq!(p.pasid().map(|x| (x.offset, x.width)), Some((0xff8, 16)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod check;
 pub mod derive;
