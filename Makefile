@@ -8,6 +8,10 @@
 # `make module KDIR=/lib/modules/$(uname -r)/build` against a host kernel built with LLVM=1.
 
 LLVM ?= -19
+# Tools scripts/setup installs (bindgen, cargo-fuzz) live in the cache, outside the repository.
+PVP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/persona-vfio-pci
+export PATH := $(PVP_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
+export LIBCLANG_PATH ?= /usr/lib/llvm$(LLVM)/lib
 MO ?= $(CURDIR)/build/module
 CARGO ?= cargo
 

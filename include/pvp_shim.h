@@ -2,19 +2,72 @@
 /*
  * Interface between the C shim (src/shim/pvp_shim.c) and the Rust driver.
  *
- * The shim holds what Rust cannot express: static ops tables, wrappers for static inline
- * functions and macros, and trampolines where a C enum crosses the boundary. It holds no logic.
- * Symbols the shim defines are pvp_shim_*; Rust functions it calls are pvp_rs_*.
+ * The shim holds what Rust cannot express: the static pci_driver, ID and vfio_device_ops tables,
+ * wrappers for static inline functions and macros, and trampolines where a C enum crosses the
+ * boundary (kCFI gives Rust callbacks taking a C enum another type hash). It holds no logic.
+ * Symbols the shim defines are pvp_shim_*; the Rust functions its tables call are pvp_rs_*.
  */
 #ifndef PVP_SHIM_H
 #define PVP_SHIM_H
 
 #include <linux/types.h>
+#include <linux/uuid.h>
 
+struct pci_dev;
+struct vfio_device;
 struct vfio_pci_core_device;
+struct vfio_region_info;
+struct vfio_info_cap;
+struct vm_area_struct;
+struct iommufd_ctx;
 
-/* sizeof/alignof the container VFIO allocates for us; Rust checks its own layout against them. */
+/* --- Provided by the shim --- */
+
+/* Layout facts Rust checks its container against. */
 size_t pvp_shim_core_device_size(void);
 size_t pvp_shim_core_device_align(void);
+
+/* pci_register_driver() is a macro naming THIS_MODULE and KBUILD_MODNAME. */
+int pvp_shim_register_driver(void);
+void pvp_shim_unregister_driver(void);
+
+/*
+ * vfio_alloc_device() is a macro: allocate our container of @size bytes (core device at offset
+ * 0) with the shim's vfio_device_ops; VFIO calls pvp_rs_init() inside. Returns an ERR_PTR.
+ */
+struct vfio_pci_core_device *pvp_shim_alloc_device(struct pci_dev *pdev, size_t size);
+void pvp_shim_put_device(struct vfio_pci_core_device *vdev);
+void pvp_shim_set_drvdata(struct pci_dev *pdev, struct vfio_pci_core_device *vdev);
+struct vfio_pci_core_device *pvp_shim_drvdata(struct pci_dev *pdev);
+struct pci_dev *pvp_shim_pdev(struct vfio_pci_core_device *vdev);
+
+/* --- Provided by Rust (src/driver/vfio/ops.rs) --- */
+
+int pvp_rs_probe(struct pci_dev *pdev);
+void pvp_rs_remove(struct pci_dev *pdev);
+int pvp_rs_sriov_configure(struct pci_dev *pdev, int nr_virtfn);
+void pvp_rs_reset_done(struct pci_dev *pdev);
+
+int pvp_rs_init(struct vfio_device *vdev);
+void pvp_rs_release(struct vfio_device *vdev);
+int pvp_rs_open_device(struct vfio_device *vdev);
+void pvp_rs_close_device(struct vfio_device *vdev);
+ssize_t pvp_rs_read(struct vfio_device *vdev, char __user *buf, size_t count, loff_t *ppos);
+ssize_t pvp_rs_write(struct vfio_device *vdev, const char __user *buf, size_t count,
+		     loff_t *ppos);
+long pvp_rs_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg);
+int pvp_rs_device_feature(struct vfio_device *vdev, u32 flags, void __user *arg, size_t argsz);
+int pvp_rs_get_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *info,
+				struct vfio_info_cap *caps);
+int pvp_rs_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
+void pvp_rs_request(struct vfio_device *vdev, unsigned int count);
+int pvp_rs_match(struct vfio_device *vdev, char *buf);
+int pvp_rs_match_token_uuid(struct vfio_device *vdev, const uuid_t *uuid);
+int pvp_rs_bind_iommufd(struct vfio_device *vdev, struct iommufd_ctx *ictx, u32 *out_device_id);
+void pvp_rs_unbind_iommufd(struct vfio_device *vdev);
+int pvp_rs_attach_ioas(struct vfio_device *vdev, u32 *pt_id);
+void pvp_rs_detach_ioas(struct vfio_device *vdev);
+int pvp_rs_pasid_attach_ioas(struct vfio_device *vdev, u32 pasid, u32 *pt_id);
+void pvp_rs_pasid_detach_ioas(struct vfio_device *vdev, u32 pasid);
 
 #endif /* PVP_SHIM_H */

@@ -2,11 +2,14 @@
 
 //! persona-vfio-pci: a vfio-pci-core variant driver that presents a versioned persona.
 //!
-//! This crate root is a table of contents: every behaviour lives in a module below, every
-//! `unsafe` and every FFI call in [`vfio`].
+//! This crate root is a table of contents. Every `unsafe` and every FFI call is in [`vfio`]; the
+//! rest is safe Rust: [`device`] holds the per-device state and the VFIO operations the driver
+//! changes, [`config`] the config-space path.
 
 use kernel::prelude::*;
 
+mod config;
+mod device;
 mod vfio;
 
 module! {
@@ -17,14 +20,21 @@ module! {
     license: "GPL",
 }
 
-/// The module: its lifetime is the driver registration's.
-struct PersonaVfioPci;
+declare_vfio_pci_driver!(device::PersonaDevice);
+
+/// The module: holds the PCI driver registration for its lifetime.
+struct PersonaVfioPci {
+    _registration: vfio::Registration,
+}
 
 impl kernel::Module for PersonaVfioPci {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         vfio::check_layout()?;
+        let registration = vfio::Registration::new()?;
         pr_info!("loaded\n");
-        Ok(PersonaVfioPci)
+        Ok(PersonaVfioPci {
+            _registration: registration,
+        })
     }
 }
 

@@ -1,10 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C shim of persona-vfio-pci: tables, inline wrappers and enum trampolines, never logic.
- * Module init/exit and the license belong to the Rust crate root (module! macro).
+ * C shim of persona-vfio-pci: the tables the PCI and VFIO cores read, wrappers for what is a
+ * macro or a static inline in C, and nothing else. Every behaviour is a pvp_rs_* function in Rust.
+ * Module init/exit and MODULE_LICENSE belong to the Rust crate root (module! macro).
  */
+#include <linux/build_bug.h>
+#include <linux/pci.h>
+#include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 #include "pvp_shim.h"
+
+#ifndef CONFIG_IOMMUFD
+#error "persona-vfio-pci needs CONFIG_IOMMUFD (the cdev interface and PASID attach go through it)"
+#endif
+
+/* Rust relies on this: a pointer to the vfio_device is a pointer to our whole container. */
+static_assert(offsetof(struct vfio_pci_core_device, vdev) == 0);
 
 size_t pvp_shim_core_device_size(void)
 {
@@ -14,4 +25,103 @@ size_t pvp_shim_core_device_size(void)
 size_t pvp_shim_core_device_align(void)
 {
 	return __alignof__(struct vfio_pci_core_device);
+}
+
+static const struct vfio_device_ops pvp_shim_vfio_ops = {
+	.name			= "persona-vfio-pci",
+	.init			= pvp_rs_init,
+	.release		= pvp_rs_release,
+	.open_device		= pvp_rs_open_device,
+	.close_device		= pvp_rs_close_device,
+	.ioctl			= pvp_rs_ioctl,
+	.device_feature		= pvp_rs_device_feature,
+	.get_region_info_caps	= pvp_rs_get_region_info_caps,
+	.read			= pvp_rs_read,
+	.write			= pvp_rs_write,
+	.mmap			= pvp_rs_mmap,
+	.request		= pvp_rs_request,
+	.match			= pvp_rs_match,
+	.match_token_uuid	= pvp_rs_match_token_uuid,
+	.bind_iommufd		= pvp_rs_bind_iommufd,
+	.unbind_iommufd		= pvp_rs_unbind_iommufd,
+	.attach_ioas		= pvp_rs_attach_ioas,
+	.detach_ioas		= pvp_rs_detach_ioas,
+	.pasid_attach_ioas	= pvp_rs_pasid_attach_ioas,
+	.pasid_detach_ioas	= pvp_rs_pasid_detach_ioas,
+};
+
+/*
+ * Override-only IDs: they match only when driver_override names this driver, as for every vfio-pci
+ * variant, and modpost turns them into vfio_pci: aliases that management tools use to pick a
+ * variant. Any other function binds through driver_override alone (the PCI core then matches
+ * every device), exactly as with vfio-pci; no wildcard entry here, so our alias never competes
+ * with vfio-pci's for devices we add nothing to.
+ */
+static const struct pci_device_id pvp_shim_ids[] = {
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(0x1234, 0x11e8) },	/* QEMU edu (vendor 0x1234 has no pci_ids.h name) */
+	{}
+};
+MODULE_DEVICE_TABLE(pci, pvp_shim_ids);
+
+static const struct pci_error_handlers pvp_shim_err_handlers = {
+	.error_detected	= vfio_pci_core_aer_err_detected,
+	.reset_done	= pvp_rs_reset_done,
+};
+
+/* Trampoline: the ID entry carries nothing Rust needs, so Rust's probe takes the device only. */
+static int pvp_shim_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	return pvp_rs_probe(pdev);
+}
+
+static struct pci_driver pvp_shim_pci_driver = {
+	.name			= "persona-vfio-pci",
+	.id_table		= pvp_shim_ids,
+	.probe			= pvp_shim_probe,
+	.remove			= pvp_rs_remove,
+	.sriov_configure	= pvp_rs_sriov_configure,
+	.err_handler		= &pvp_shim_err_handlers,
+	.driver_managed_dma	= true,
+};
+
+int pvp_shim_register_driver(void)
+{
+	return pci_register_driver(&pvp_shim_pci_driver);
+}
+
+void pvp_shim_unregister_driver(void)
+{
+	pci_unregister_driver(&pvp_shim_pci_driver);
+}
+
+struct vfio_pci_core_device *pvp_shim_alloc_device(struct pci_dev *pdev, size_t size)
+{
+	struct vfio_device *vdev;
+
+	if (size < sizeof(struct vfio_pci_core_device))
+		return ERR_PTR(-EINVAL);
+	vdev = _vfio_alloc_device(size, &pdev->dev, &pvp_shim_vfio_ops);
+	if (IS_ERR(vdev))
+		return ERR_CAST(vdev);
+	return container_of(vdev, struct vfio_pci_core_device, vdev);
+}
+
+void pvp_shim_put_device(struct vfio_pci_core_device *vdev)
+{
+	vfio_put_device(&vdev->vdev);
+}
+
+void pvp_shim_set_drvdata(struct pci_dev *pdev, struct vfio_pci_core_device *vdev)
+{
+	dev_set_drvdata(&pdev->dev, vdev);
+}
+
+struct vfio_pci_core_device *pvp_shim_drvdata(struct pci_dev *pdev)
+{
+	return dev_get_drvdata(&pdev->dev);
+}
+
+struct pci_dev *pvp_shim_pdev(struct vfio_pci_core_device *vdev)
+{
+	return vdev->pdev;
 }

@@ -30,4 +30,7 @@ use kernel::ffi;
 #[allow(unused_imports)]
 use pin_init::MaybeZeroable;
 
-include!(concat!(env!("PVP_OBJ"), "/src/driver/vfio/bindings_generated.rs"));
+include!(concat!(
+    env!("PVP_OBJ"),
+    "/src/driver/vfio/bindings_generated.rs"
+));

@@ -2,10 +2,28 @@
 
 //! Safe abstractions over VFIO and vfio-pci-core, written as a future `rust/kernel/vfio` would be.
 //!
-//! This folder is the only place in the driver with `unsafe` code or FFI calls; the rest of the
-//! driver uses the safe API exported here.
+//! This folder is the only place in the driver with `unsafe` code or FFI calls. A variant driver
+//! implements [`Driver`] on its per-device data and names it in [`declare_vfio_pci_driver!`]
+//! (crate::declare_vfio_pci_driver); [`Registration`] registers the shim's `pci_driver`.
 
 mod bindings;
+mod device;
+mod driver;
+#[doc(hidden)]
+pub(crate) mod ops;
+
+pub(crate) use device::{CoreDevice, Device, RegionIo, CONFIG_REGION_INDEX};
+pub(crate) use driver::{Driver, Registration};
+
+/// `struct vfio_device`, for the entry-point signatures only.
+#[doc(hidden)]
+pub(crate) type RawVfioDevice = bindings::vfio_device;
+/// `struct vfio_region_info`, for the entry-point signatures only.
+#[doc(hidden)]
+pub(crate) type RawRegionInfo = bindings::vfio_region_info;
+/// `struct vfio_info_cap`, for the entry-point signatures only.
+#[doc(hidden)]
+pub(crate) type RawInfoCap = bindings::vfio_info_cap;
 
 use kernel::prelude::*;
 

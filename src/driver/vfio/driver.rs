@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The variant-driver trait and the PCI driver registration.
+
+use super::{
+    bindings,
+    device::{Device, RegionIo},
+};
+use kernel::{error::to_result, prelude::*, uaccess::UserPtr};
+
+/// A vfio-pci-core variant driver.
+///
+/// `Self` is the per-device data that lives behind the core device in the container VFIO
+/// allocates. Every operation has a default that behaves exactly like vfio-pci, so an
+/// implementation overrides only what it changes. The C shim's tables reach these methods through
+/// the entry points [`declare_vfio_pci_driver!`](crate::declare_vfio_pci_driver) generates.
+pub(crate) trait Driver: Sized + Send + Sync + 'static {
+    /// Initialises the per-device data in place, inside VFIO's allocation (its `init` callback,
+    /// after vfio-pci-core's own initialisation).
+    fn new(core: &super::CoreDevice) -> impl PinInit<Self, Error>;
+
+    /// First open of the device file (`open_device`).
+    fn open_device(dev: &Device<Self>) -> Result {
+        dev.core().enable()?;
+        dev.core().finish_enable();
+        Ok(())
+    }
+
+    /// Last close of the device file (`close_device`).
+    fn close_device(dev: &Device<Self>) {
+        dev.core().close_device();
+    }
+
+    /// `read()` on the device file; `io` says which region and where.
+    fn read(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
+        dev.core().read(io)
+    }
+
+    /// `write()` on the device file; `io` says which region and where.
+    fn write(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
+        dev.core().write(io)
+    }
+
+    /// `ioctl()` on the device file, for the commands VFIO's own core does not handle.
+    fn ioctl(dev: &Device<Self>, cmd: u32, arg: usize) -> Result<isize> {
+        dev.core().ioctl(cmd, arg)
+    }
+
+    /// `VFIO_DEVICE_FEATURE` for the features VFIO's own core does not handle.
+    fn device_feature(dev: &Device<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+        dev.core().device_feature(flags, arg, argsz)
+    }
+
+    /// The PCI core finished resetting the function (FLR, `VFIO_DEVICE_RESET`, bus reset).
+    ///
+    /// Called with VFIO's locks held: an implementation must not wait for a lock that is held
+    /// across calls into VFIO (use the deferred-reset pattern).
+    fn reset_done(_dev: &Device<Self>) {}
+}
+
+/// The registration of the shim's `pci_driver`; unregisters (unbinding every device) on drop.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Registers the driver; devices bind to it through `driver_override`.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: The shim registers its own static `pci_driver`; `Drop` unregisters it, and at
+        // most one `Registration` exists because only module init creates one.
+        to_result(unsafe { bindings::pvp_shim_register_driver() })?;
+        Ok(Registration(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: `self` exists only after a successful registration.
+        unsafe { bindings::pvp_shim_unregister_driver() }
+    }
+}

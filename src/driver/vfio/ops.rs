@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C-ABI entry points of the shim's tables, generic over the variant [`Driver`].
+//!
+//! The shim names fixed symbols (`pvp_rs_*`); [`declare_vfio_pci_driver!`] defines them for one
+//! driver type, each a one-line call into the generic function of the same name here. Errors
+//! become errnos here and nowhere else.
+
+use super::{
+    bindings,
+    device::{CoreDevice, Device, RegionIo},
+    driver::Driver,
+};
+use kernel::{
+    error::{from_err_ptr, from_result},
+    prelude::*,
+    uaccess::UserPtr,
+};
+
+/// Defines the `pvp_rs_*` symbols the C shim's tables call, dispatching to the driver `$t`.
+#[macro_export]
+macro_rules! declare_vfio_pci_driver {
+    ($t:ty) => {
+        $crate::declare_vfio_pci_driver!(@ops $t;
+            probe(pdev: *mut kernel::bindings::pci_dev) -> kernel::ffi::c_int;
+            remove(pdev: *mut kernel::bindings::pci_dev) -> ();
+            sriov_configure(pdev: *mut kernel::bindings::pci_dev, n: kernel::ffi::c_int)
+                -> kernel::ffi::c_int;
+            reset_done(pdev: *mut kernel::bindings::pci_dev) -> ();
+            init(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
+            release(v: *mut $crate::vfio::RawVfioDevice) -> ();
+            open_device(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
+            close_device(v: *mut $crate::vfio::RawVfioDevice) -> ();
+            read(v: *mut $crate::vfio::RawVfioDevice, b: *mut kernel::ffi::c_char, n: usize,
+                pos: *mut kernel::bindings::loff_t) -> isize;
+            write(v: *mut $crate::vfio::RawVfioDevice, b: *const kernel::ffi::c_char, n: usize,
+                pos: *mut kernel::bindings::loff_t) -> isize;
+            ioctl(v: *mut $crate::vfio::RawVfioDevice, cmd: kernel::ffi::c_uint,
+                arg: kernel::ffi::c_ulong) -> kernel::ffi::c_long;
+            device_feature(v: *mut $crate::vfio::RawVfioDevice, flags: u32,
+                arg: *mut kernel::ffi::c_void, argsz: usize) -> kernel::ffi::c_int;
+            get_region_info_caps(v: *mut $crate::vfio::RawVfioDevice,
+                info: *mut $crate::vfio::RawRegionInfo, caps: *mut $crate::vfio::RawInfoCap)
+                -> kernel::ffi::c_int;
+            mmap(v: *mut $crate::vfio::RawVfioDevice, vma: *mut kernel::bindings::vm_area_struct)
+                -> kernel::ffi::c_int;
+            request(v: *mut $crate::vfio::RawVfioDevice, count: kernel::ffi::c_uint) -> ();
+            match_(v: *mut $crate::vfio::RawVfioDevice, buf: *mut kernel::ffi::c_char)
+                -> kernel::ffi::c_int;
+            match_token_uuid(v: *mut $crate::vfio::RawVfioDevice,
+                uuid: *const kernel::bindings::uuid_t) -> kernel::ffi::c_int;
+            bind_iommufd(v: *mut $crate::vfio::RawVfioDevice,
+                ictx: *mut kernel::bindings::iommufd_ctx, id: *mut u32) -> kernel::ffi::c_int;
+            unbind_iommufd(v: *mut $crate::vfio::RawVfioDevice) -> ();
+            attach_ioas(v: *mut $crate::vfio::RawVfioDevice, pt: *mut u32) -> kernel::ffi::c_int;
+            detach_ioas(v: *mut $crate::vfio::RawVfioDevice) -> ();
+            pasid_attach_ioas(v: *mut $crate::vfio::RawVfioDevice, pasid: u32, pt: *mut u32)
+                -> kernel::ffi::c_int;
+            pasid_detach_ioas(v: *mut $crate::vfio::RawVfioDevice, pasid: u32) -> ();
+        );
+    };
+    (@ops $t:ty; $($name:ident($($a:ident: $at:ty),*) -> $ret:ty;)*) => {
+        $(
+            $crate::paste_entry!($name, $t, ($($a: $at),*), $ret);
+        )*
+    };
+}
+
+/// Defines one entry point: `pvp_rs_<name>` calling `ops::<name>::<T>`.
+#[macro_export]
+macro_rules! paste_entry {
+    ($name:ident, $t:ty, ($($a:ident: $at:ty),*), $ret:ty) => {
+        const _: () = {
+            #[export_name = concat!("pvp_rs_", $crate::entry_name!($name))]
+            unsafe extern "C" fn entry($($a: $at),*) -> $ret {
+                // SAFETY: Only the shim's tables call this symbol, with the arguments the PCI or
+                // VFIO core passed to the callback of the same name, as `ops` requires.
+                unsafe { $crate::vfio::ops::$name::<$t>($($a),*) }
+            }
+        };
+    };
+}
+
+/// The C name of an entry (`match` is a Rust keyword, so its Rust name is `match_`).
+#[macro_export]
+macro_rules! entry_name {
+    (match_) => {
+        "match"
+    };
+    ($name:ident) => {
+        stringify!($name)
+    };
+}
+
+/// Recovers our container from a `vfio_device` VFIO passes to a callback.
+///
+/// # Safety
+///
+/// `v` is a `vfio_device` allocated by `probe::<T>()` whose `init` succeeded and whose `release`
+/// has not run.
+unsafe fn dev<'a, T: Driver>(v: *mut bindings::vfio_device) -> &'a Device<T> {
+    // SAFETY: The caller's promise is `from_vdev`'s.
+    unsafe { Device::<T>::from_vdev(v) }
+}
+
+/// Our container behind a bound PCI function's driver data.
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver, so `probe::<T>()` set its driver data to a registered device.
+unsafe fn drvdata<'a, T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> &'a Device<T> {
+    // SAFETY: The driver data of a bound function is its core device, whose `vfio_device` is at
+    // offset 0 and stays valid until `remove` drops the last probe reference.
+    unsafe { dev::<T>(bindings::pvp_shim_drvdata(pdev).cast()) }
+}
+
+/// `pci_driver.probe`: allocate through VFIO (which runs `init`), then register with VFIO.
+///
+/// # Safety
+///
+/// `pdev` is the function the PCI core is probing.
+pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c_int {
+    const {
+        // kvzalloc() aligns to at least 8 bytes; the container must not need more.
+        assert!(core::mem::align_of::<Device<T>>() <= 8);
+        assert!(core::mem::offset_of!(Device<T>, core) == 0);
+    }
+    from_result(|| {
+        let size = core::mem::size_of::<Device<T>>();
+        // SAFETY: `pdev` is valid during probe; the shim allocates `size` bytes and runs `init`.
+        let core = from_err_ptr(unsafe { bindings::pvp_shim_alloc_device(pdev, size) })?;
+        // SAFETY: vfio-pci-core requires the driver data to be the core device.
+        unsafe { bindings::pvp_shim_set_drvdata(pdev, core) };
+        // SAFETY: `core` is fully initialised and is the function's driver data.
+        let r = kernel::error::to_result(unsafe { bindings::vfio_pci_core_register_device(core) });
+        if let Err(e) = r {
+            // SAFETY: Drops the allocation reference; VFIO then calls `release`.
+            unsafe { bindings::pvp_shim_put_device(core) };
+            return Err(e);
+        }
+        Ok(0)
+    })
+}
+
+/// `pci_driver.remove`: unregister (waits for users to close), then drop the probe reference.
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver.
+pub(crate) unsafe fn remove<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
+    // SAFETY: A bound function's driver data is the core device `probe` registered.
+    unsafe {
+        let core = bindings::pvp_shim_drvdata(pdev);
+        bindings::vfio_pci_core_unregister_device(core);
+        bindings::pvp_shim_put_device(core);
+    }
+}
+
+/// `pci_driver.sriov_configure`.
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver.
+pub(crate) unsafe fn sriov_configure<T: Driver>(pdev: *mut kernel::bindings::pci_dev, n: c_int) -> c_int {
+    // SAFETY: `pdev` is bound to this driver.
+    let dev = unsafe { drvdata::<T>(pdev) };
+    from_result(|| dev.core().sriov_configure(n))
+}
+
+/// `pci_error_handlers.reset_done`.
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver.
+pub(crate) unsafe fn reset_done<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
+    // SAFETY: `pdev` is bound to this driver.
+    T::reset_done(unsafe { drvdata::<T>(pdev) })
+}
+
+/// `vfio_device_ops.init`: core initialisation, then the driver's data, in place.
+///
+/// # Safety
+///
+/// `v` is the `vfio_device` of a fresh, zeroed allocation of `size_of::<Device<T>>()` bytes.
+pub(crate) unsafe fn init<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
+    from_result(|| {
+        // SAFETY: `v` is a freshly allocated vfio_device of a vfio-pci-core container.
+        kernel::error::to_result(unsafe { bindings::vfio_pci_core_init_dev(v) })?;
+        let dev = v.cast::<Device<T>>();
+        // SAFETY: The core half is initialised now; the container is `Device<T>`.
+        let core = unsafe { CoreDevice::from_raw(v.cast()) };
+        // SAFETY: `data` is uninitialised memory inside the allocation, which never moves.
+        let r = unsafe { pin_init::raw_try_init(&raw mut (*dev).data, T::new(core)) };
+        if let Err(e) = r {
+            // SAFETY: Undo the core initialisation; `release` will not run after a failed init.
+            unsafe { bindings::vfio_pci_core_release_dev(v) };
+            return Err(e);
+        }
+        Ok(0)
+    })
+}
+
+/// `vfio_device_ops.release`: drop the driver's data, then the core's.
+///
+/// # Safety
+///
+/// `v` passed `init` and this is its last reference going away.
+pub(crate) unsafe fn release<T: Driver>(v: *mut bindings::vfio_device) {
+    let dev = v.cast::<Device<T>>();
+    // SAFETY: `data` was initialised by `init` and nothing uses it any more.
+    unsafe { core::ptr::drop_in_place(&raw mut (*dev).data) };
+    // SAFETY: The core half was initialised by `init`.
+    unsafe { bindings::vfio_pci_core_release_dev(v) };
+}
+
+/// `vfio_device_ops.open_device`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver.
+pub(crate) unsafe fn open_device<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
+    // SAFETY: `v` is a registered device of this driver.
+    from_result(|| T::open_device(unsafe { dev::<T>(v) }).map(|()| 0))
+}
+
+/// `vfio_device_ops.close_device`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver.
+pub(crate) unsafe fn close_device<T: Driver>(v: *mut bindings::vfio_device) {
+    // SAFETY: `v` is a registered device of this driver.
+    T::close_device(unsafe { dev::<T>(v) })
+}
+
+fn rw_result(r: Result<usize>) -> isize {
+    match r {
+        Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
+        Err(e) => isize::try_from(e.to_errno()).unwrap_or(-22),
+    }
+}
+
+/// `vfio_device_ops.read`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `b`, `n` and `pos` are the callback's arguments.
+pub(crate) unsafe fn read<T: Driver>(
+    v: *mut bindings::vfio_device,
+    b: *mut c_char,
+    n: usize,
+    pos: *mut kernel::bindings::loff_t,
+) -> isize {
+    // SAFETY: The callback's own arguments, valid for its duration.
+    let mut io = unsafe { RegionIo::new(b, n, pos) };
+    // SAFETY: `v` is a registered device of this driver.
+    rw_result(T::read(unsafe { dev::<T>(v) }, &mut io))
+}
+
+/// `vfio_device_ops.write`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `b`, `n` and `pos` are the callback's arguments.
+pub(crate) unsafe fn write<T: Driver>(
+    v: *mut bindings::vfio_device,
+    b: *const c_char,
+    n: usize,
+    pos: *mut kernel::bindings::loff_t,
+) -> isize {
+    // SAFETY: The callback's own arguments; the buffer is only ever read from on this path.
+    let mut io = unsafe { RegionIo::new(b.cast_mut(), n, pos) };
+    // SAFETY: `v` is a registered device of this driver.
+    rw_result(T::write(unsafe { dev::<T>(v) }, &mut io))
+}
+
+/// `vfio_device_ops.ioctl`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver.
+pub(crate) unsafe fn ioctl<T: Driver>(
+    v: *mut bindings::vfio_device,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_long {
+    // SAFETY: `v` is a registered device of this driver.
+    let dev = unsafe { dev::<T>(v) };
+    let arg = usize::try_from(arg).unwrap_or(usize::MAX);
+    match T::ioctl(dev, cmd, arg) {
+        Ok(r) => c_long::try_from(r).unwrap_or(c_long::MAX),
+        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
+    }
+}
+
+/// `vfio_device_ops.device_feature`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `arg` is an untrusted user pointer.
+pub(crate) unsafe fn device_feature<T: Driver>(
+    v: *mut bindings::vfio_device,
+    flags: u32,
+    arg: *mut c_void,
+    argsz: usize,
+) -> c_int {
+    // SAFETY: `v` is a registered device of this driver.
+    let dev = unsafe { dev::<T>(v) };
+    from_result(|| T::device_feature(dev, flags, UserPtr::from_ptr(arg), argsz).map(|()| 0))
+}
+
+/// `vfio_device_ops.get_region_info_caps`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `info` and `caps` are the callback's arguments.
+pub(crate) unsafe fn get_region_info_caps<T: Driver>(
+    v: *mut bindings::vfio_device,
+    info: *mut bindings::vfio_region_info,
+    caps: *mut bindings::vfio_info_cap,
+) -> c_int {
+    // SAFETY: `v` is a registered device of this driver; `info`/`caps` are forwarded as given.
+    from_result(|| unsafe { dev::<T>(v).core().region_info(info, caps) }.map(|()| 0))
+}
+
+/// `vfio_device_ops.mmap`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `vma` is the callback's mapping.
+pub(crate) unsafe fn mmap<T: Driver>(
+    v: *mut bindings::vfio_device,
+    vma: *mut kernel::bindings::vm_area_struct,
+) -> c_int {
+    // SAFETY: Forwarded as VFIO gave them; the core validates the mapping.
+    unsafe { bindings::vfio_pci_core_mmap(v, vma) }
+}
+
+/// `vfio_device_ops.request`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver.
+pub(crate) unsafe fn request<T: Driver>(v: *mut bindings::vfio_device, count: c_uint) {
+    // SAFETY: `v` is a registered device of this driver.
+    unsafe { dev::<T>(v) }.core().request(count)
+}
+
+/// `vfio_device_ops.match`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `buf` is the NUL-terminated name being matched.
+pub(crate) unsafe fn match_<T: Driver>(v: *mut bindings::vfio_device, buf: *mut c_char) -> c_int {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_pci_core_match(v, buf) }
+}
+
+/// `vfio_device_ops.match_token_uuid`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `uuid` is the callback's token.
+pub(crate) unsafe fn match_token_uuid<T: Driver>(
+    v: *mut bindings::vfio_device,
+    uuid: *const kernel::bindings::uuid_t,
+) -> c_int {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_pci_core_match_token_uuid(v, uuid) }
+}
+
+/// `vfio_device_ops.bind_iommufd`.
+///
+/// # Safety
+///
+/// The callback's arguments, forwarded unchanged.
+pub(crate) unsafe fn bind_iommufd<T: Driver>(
+    v: *mut bindings::vfio_device,
+    ictx: *mut kernel::bindings::iommufd_ctx,
+    id: *mut u32,
+) -> c_int {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_iommufd_physical_bind(v, ictx, id) }
+}
+
+/// `vfio_device_ops.unbind_iommufd`.
+///
+/// # Safety
+///
+/// The callback's arguments, forwarded unchanged.
+pub(crate) unsafe fn unbind_iommufd<T: Driver>(v: *mut bindings::vfio_device) {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_iommufd_physical_unbind(v) }
+}
+
+/// `vfio_device_ops.attach_ioas`.
+///
+/// # Safety
+///
+/// The callback's arguments, forwarded unchanged.
+pub(crate) unsafe fn attach_ioas<T: Driver>(v: *mut bindings::vfio_device, pt: *mut u32) -> c_int {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_iommufd_physical_attach_ioas(v, pt) }
+}
+
+/// `vfio_device_ops.detach_ioas`.
+///
+/// # Safety
+///
+/// The callback's arguments, forwarded unchanged.
+pub(crate) unsafe fn detach_ioas<T: Driver>(v: *mut bindings::vfio_device) {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_iommufd_physical_detach_ioas(v) }
+}
+
+/// `vfio_device_ops.pasid_attach_ioas`.
+///
+/// # Safety
+///
+/// The callback's arguments, forwarded unchanged.
+pub(crate) unsafe fn pasid_attach_ioas<T: Driver>(
+    v: *mut bindings::vfio_device,
+    pasid: u32,
+    pt: *mut u32,
+) -> c_int {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_iommufd_physical_pasid_attach_ioas(v, pasid, pt) }
+}
+
+/// `vfio_device_ops.pasid_detach_ioas`.
+///
+/// # Safety
+///
+/// The callback's arguments, forwarded unchanged.
+pub(crate) unsafe fn pasid_detach_ioas<T: Driver>(v: *mut bindings::vfio_device, pasid: u32) {
+    // SAFETY: Forwarded as VFIO gave them.
+    unsafe { bindings::vfio_iommufd_physical_pasid_detach_ioas(v, pasid) }
+}
