@@ -56,7 +56,9 @@ tap_ok $([ -n "$e0" ] && [ -n "$e1" ]; echo $?) "two edu functions to test (foun
 tap_ok $([ -n "$n0" ]; echo $?) "an nvme endpoint to test (found: $(echo $nvmes))"
 
 # The persona side: the real driver, or vfio-pci standing in for it.
-if [ -d "/sys/bus/pci/drivers/$drv" ]; then
+if [ "$drv" = vfio-pci ]; then
+	pd=vfio-pci pm=$vfio_mod pko=$vfio_ko wrap=
+elif [ -d "/sys/bus/pci/drivers/$drv" ]; then
 	pd=$drv pm=$mod pko=$ko wrap=
 else
 	echo "# $drv not registered: vfio-pci stands in on the persona side, reported as SKIP"
