@@ -21,7 +21,7 @@ KDIR = $(shell scripts/kernel-dir)
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
 
-.PHONY: all setup kernel module tool selftests guest-deps run check host-check lint bench fuzz clean
+.PHONY: all setup kernel module tool selftests fixtures guest-deps run check host-check lint bench fuzz clean
 
 all: module tool
 
@@ -44,8 +44,13 @@ selftests: $(KERNEL_DEP)
 	+$(MAKE) -C tests/selftests KSRC=$(shell scripts/kernel-src) \
 		KHDR=$(shell scripts/kernel-dir)/usr-headers/include OUT=$(CURDIR)/build/selftests
 
+# Test-only guest kernel modules (tests/fixtures; never part of the driver), into build/fixtures.
+fixtures: $(KERNEL_DEP)
+	@mkdir -p build/fixtures/pasid
+	+$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/fixtures/pasid MO=$(CURDIR)/build/fixtures/pasid LLVM=$(LLVM) modules
+
 # What scripts/guest-run needs: kernel, module, tools and test programs (each reused when current).
-guest-deps: module tool selftests
+guest-deps: module tool selftests fixtures
 	@scripts/build-initramfs >/dev/null
 
 run: setup
