@@ -3,13 +3,7 @@
 //! The vfio-pci-core device and the container VFIO allocates around it.
 
 use super::bindings;
-use kernel::{
-    device,
-    error::to_result,
-    prelude::*,
-    types::Opaque,
-    uaccess::UserPtr,
-};
+use kernel::{device, error::to_result, prelude::*, types::Opaque, uaccess::UserPtr};
 
 /// A `struct vfio_pci_core_device`, as a variant driver sees it.
 ///
@@ -39,7 +33,11 @@ impl RegionIo {
     ///
     /// `pos` is valid for reads and writes for the duration of the VFIO `read`/`write` callback
     /// this value is built in, and `buf` is the user pointer that callback received.
-    pub(super) unsafe fn new(buf: *mut c_char, count: usize, pos: *mut kernel::bindings::loff_t) -> Self {
+    pub(super) unsafe fn new(
+        buf: *mut c_char,
+        count: usize,
+        pos: *mut kernel::bindings::loff_t,
+    ) -> Self {
         Self { buf, count, pos }
     }
 
@@ -54,10 +52,6 @@ impl RegionIo {
     pub(crate) fn region_index(&self) -> u64 {
         self.position() >> OFFSET_SHIFT
     }
-
-
-
-
 }
 
 impl CoreDevice {
@@ -88,7 +82,6 @@ impl CoreDevice {
         }
     }
 
-
     /// `vfio_pci_core_enable()`: enables the function, resets it if it can, builds vconfig.
     pub(crate) fn enable(&self) -> Result {
         // SAFETY: By the type invariants the core device is initialised.
@@ -101,7 +94,6 @@ impl CoreDevice {
         // device set lock held, as this function requires.
         unsafe { bindings::vfio_pci_core_finish_enable(self.as_raw()) }
     }
-
 
     /// `vfio_pci_core_close_device()`: the core's half of the last close.
     pub(crate) fn close_device(&self) {
@@ -175,7 +167,7 @@ pub(super) fn errno_or(r: c_long) -> Result<isize> {
     if r < 0 {
         Err(Error::from_errno(i32::try_from(r).unwrap_or(-22)))
     } else {
-        isize::try_from(r).map_err(|_| EOVERFLOW)
+        Ok(r)
     }
 }
 

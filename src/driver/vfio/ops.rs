@@ -71,6 +71,11 @@ macro_rules! declare_vfio_pci_driver {
 macro_rules! paste_entry {
     ($name:ident, $t:ty, ($($a:ident: $at:ty),*), $ret:ty) => {
         const _: () = {
+            /// The C entry point of this operation.
+            ///
+            /// # Safety
+            ///
+            /// Called only through the shim's tables, by the PCI or VFIO core.
             #[export_name = concat!("pvp_rs_", $crate::entry_name!($name))]
             unsafe extern "C" fn entry($($a: $at),*) -> $ret {
                 // SAFETY: Only the shim's tables call this symbol, with the arguments the PCI or
@@ -161,7 +166,10 @@ pub(crate) unsafe fn remove<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
 /// # Safety
 ///
 /// `pdev` is bound to this driver.
-pub(crate) unsafe fn sriov_configure<T: Driver>(pdev: *mut kernel::bindings::pci_dev, n: c_int) -> c_int {
+pub(crate) unsafe fn sriov_configure<T: Driver>(
+    pdev: *mut kernel::bindings::pci_dev,
+    n: c_int,
+) -> c_int {
     // SAFETY: `pdev` is bound to this driver.
     let dev = unsafe { drvdata::<T>(pdev) };
     from_result(|| dev.core().sriov_configure(n))
@@ -286,7 +294,6 @@ pub(crate) unsafe fn ioctl<T: Driver>(
 ) -> c_long {
     // SAFETY: `v` is a registered device of this driver.
     let dev = unsafe { dev::<T>(v) };
-    let arg = usize::try_from(arg).unwrap_or(usize::MAX);
     match T::ioctl(dev, cmd, arg) {
         Ok(r) => c_long::try_from(r).unwrap_or(c_long::MAX),
         Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
