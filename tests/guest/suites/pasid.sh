@@ -1,0 +1,131 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Guest suite: PASID attach, replace and detach through iommufd, on the nvme endpoint made to
+# present a PASID capability by the test-only fixture (tests/fixtures/pasid), checked against
+# the intel-iommu's own tables (debugfs) by persona_pasid_test:
+#   1. without the fixture: the nvme has no PASID, every attach still returns 0 on vfio-pci, and
+#      the oracle must report the PASIDs not bound (it is not vacuous);
+#   2. the fixture loaded: the nvme, removed and rescanned, has a PASID capability that the
+#      IOMMU driver enabled;
+#   3. the PASID test on vfio-pci (the control), then on persona-vfio-pci;
+#   4. the fixture unloaded: the nvme is back as it was (no extended capability), unbound.
+# Usage: pasid.sh FILE.tap    (PVP_DRIVER overrides the driver name under test)
+. /repo/tests/lib/tap.sh
+tap_begin "$1"
+
+ST=/repo/build/selftests
+FX=/repo/build/fixtures/pasid/pasid_fixture.ko
+T=$ST/persona_pasid_test
+drv=${PVP_DRIVER:-persona-vfio-pci}
+width=20
+
+find_fn() {
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
+	done
+}
+n0=$(find_fn 0x1b36 0x0010 | sed -n 1p)
+dev=/sys/bus/pci/devices/$n0
+
+# cfg_dword OFFSET: a dword of the device's config space as the kernel sees it (hex, 8 digits).
+cfg_dword() { od -A n -t x4 -j $(($1)) -N 4 "$dev/config" 2>/dev/null | tr -d ' '; }
+# pasid_cap: the offset of the PASID capability in the extended chain (decimal), or nothing.
+pasid_cap() {
+	_pos=256 _n=0
+	while [ "$_pos" -ge 256 ] && [ "$_n" -lt 64 ]; do
+		_h=$(cfg_dword "$_pos")
+		case "$_h" in ""|00000000|ffffffff) return ;; esac
+		[ $((0x$_h & 0xffff)) = 27 ] && { echo "$_pos"; return; }
+		_pos=$((0x$_h >> 20)) _n=$((_n + 1))
+	done
+}
+
+if [ ! -x "$T" ] || [ ! -f "$FX" ]; then
+	tap_ok 1 "the PASID test and fixture are built (make selftests fixtures)" "missing: $T or $FX"
+	tap_end
+	exit 1
+fi
+if [ -z "$n0" ]; then
+	tap_ok 1 "an nvme endpoint (1b36:0010) for the fixture"
+	tap_end
+	exit 1
+fi
+tap_ok 0 "an nvme endpoint for the fixture: $n0"
+grep -q '^pasid_fixture ' /proc/modules && rmmod pasid_fixture
+pvp-bind "$n0" none >/dev/null 2>&1
+
+# 1. No fixture: no PASID capability; the oracle must not count attaches that returned 0.
+tap_ok "$([ -z "$(pasid_cap)" ]; echo $?)" "without the fixture $n0 has no PASID capability"
+tap_kselftest "no fixture, vfio-pci" env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=0 \
+	PVP_NO_PASID=1 "$T" -t hw_info_reports_width -t no_pasid_device_not_bound
+# The bulk case told to expect 20-bit PASIDs on this device: every attach returns 0 (the IOMMU
+# core skips a device with max_pasids 0), so only the oracle can make it fail, and must.
+out=$(env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=$width PVP_NO_PASID=0 \
+	"$T" -t many_pasids_two_ioas_replace_detach 2>&1)
+rc=$?
+tap_ok "$([ "$rc" != 0 ] && printf '%s' "$out" | grep -q 'PASID 0x1: not listed' \
+	&& ! printf '%s' "$out" | grep -q 'attach PASID'; echo $?)" \
+	"no fixture: the bulk PASID test fails on the oracle (PASID 1 not listed) although every attach returned 0" \
+	"exit $rc; $(printf '%s' "$out" | grep -E 'not ok|#.*:[0-9]+:' | head -n 4)"
+pvp-bind "$n0" none >/dev/null 2>&1
+
+# 2. The fixture.
+out=$(insmod "$FX" 2>&1)
+rc=$?
+tap_ok "$rc" "the PASID fixture loads (insmod)" "$out"
+if [ "$rc" != 0 ]; then
+	tap_end
+	exit 1
+fi
+dev=/sys/bus/pci/devices/$n0
+pos=$(pasid_cap)
+tap_ok "$([ -n "$pos" ]; echo $?)" "after the rescan $n0 has a PASID capability (at $(printf '%#x' "${pos:-0}"))"
+if [ -n "$pos" ]; then
+	capw=$(cfg_dword $((pos + 4)))
+	tap_ok "$([ $(((0x$capw >> 8) & 0x1f)) = "$width" ]; echo $?)" \
+		"its Max PASID Width is $width" "Capability/Control dword: $capw"
+	tap_ok "$([ $(((0x$capw >> 16) & 1)) = 1 ]; echo $?)" \
+		"the IOMMU driver enabled it (Control.Enable = 1)" "Capability/Control dword: $capw"
+fi
+tap_ok "$([ ! -e "$dev/driver" ]; echo $?)" "$n0 came back unbound"
+
+# 3a. The control: vfio-pci.
+tap_kselftest "vfio-pci" env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=$width "$T"
+pvp-bind "$n0" none >/dev/null 2>&1
+
+# 3b. persona-vfio-pci. What it should do depends on what its persona for the device shows:
+# a PASID capability (offset from the driver's sysfs "persona" attribute) means the driver's
+# own PASID validation applies; without one the expectations stay vfio-pci's, and the case
+# that needs the driver's validation (PASID 0 rejected) is skipped.
+if [ ! -d "/sys/bus/pci/drivers/$drv" ]; then
+	tap_skip "$drv: PASID test" "$drv is not registered"
+else
+	penv= excl=
+	pvp-bind "$n0" "$drv" >/dev/null 2>&1
+	poff=$(grep -i pasid "$dev/persona" 2>/dev/null | grep -io '0x[0-9a-f]*' | head -n 1)
+	if [ -n "$poff" ]; then
+		penv="PVP_PASID_CAP_OFFSET=$poff PVP_EXPECT_PASID0=EINVAL PVP_EXPECT_PASID0_RID=EINVAL PVP_EXPECT_PASID_HUGE=EINVAL"
+	else
+		excl="-T neg_pasid0"
+		tap_skip "$drv: pasid.neg_pasid0" \
+			"PASID 0 rejection needs a persona presenting PASID (none shown in $dev/persona)"
+	fi
+	# shellcheck disable=SC2086 # $penv and $excl are lists
+	tap_kselftest "$drv" env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=$width $penv \
+		"$T" $excl
+	pvp-bind "$n0" none >/dev/null 2>&1
+fi
+
+# 4. Unload: the device as it was.
+pvp-bind "$n0" none >/dev/null 2>&1
+out=$(rmmod pasid_fixture 2>&1)
+tap_ok $? "the PASID fixture unloads (rmmod)" "$out"
+dev=/sys/bus/pci/devices/$n0
+tap_ok "$([ -d "$dev" ] && [ -z "$(pasid_cap)" ] && [ "$(cfg_dword 256)" = 00000000 ]; echo $?)" \
+	"$n0 is back without a PASID capability (no extended capability at 0x100)" \
+	"0x100: $(cfg_dword 256)"
+tap_ok "$([ ! -e "$dev/driver" ] && [ -z "$(cat "$dev/driver_override" 2>/dev/null | grep -v '^(null)$')" ]; echo $?)" \
+	"$n0 left unbound with driver_override cleared"
+bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection' | head -n 3)
+tap_ok "$([ -z "$bad" ]; echo $?)" "no kernel warning or oops" "$bad"
+tap_end
