@@ -364,14 +364,16 @@ TEST_F(pasid, many_pasids_two_ioas_replace_detach)
 
 	/* Every PASID bound, each to its HWPT's domain; the RID's domain is A's. */
 	ASSERT_EQ(0, oracle_read(self->bdf, &self->o));
+	for (i = 0; i < NPASIDS; i++) {
+		ASSERT_EQ(BOUND, oracle_state(&self->o, p[i]))
+			TH_LOG("PASID %#x: %s", p[i], bound_name(oracle_state(&self->o, p[i])));
+	}
 	did_a = oracle_did(&self->o, p[0]);
 	did_b = oracle_did(&self->o, p[1]);
 	did_rid = oracle_did(&self->o, 0);
 	ASSERT_NE(did_a, did_b) TH_LOG("two HWPTs on two IOAS share Domain ID %d", did_a);
 	ASSERT_EQ(did_a, did_rid);
 	for (i = 0; i < NPASIDS; i++) {
-		ASSERT_EQ(BOUND, oracle_state(&self->o, p[i]))
-			TH_LOG("PASID %#x: %s", p[i], bound_name(oracle_state(&self->o, p[i])));
 		ASSERT_EQ(hwpt[i] == self->hwpt_a ? did_a : did_b, oracle_did(&self->o, p[i]))
 			TH_LOG("PASID %#x has Domain ID %d", p[i], oracle_did(&self->o, p[i]));
 		ASSERT_TRUE(debugfs_pasid_dir(self->bdf, p[i]));

@@ -8,7 +8,8 @@
 #   2. the fixture loaded: the nvme, removed and rescanned, has a PASID capability that the
 #      IOMMU driver enabled;
 #   3. the PASID test on vfio-pci (the control), then on persona-vfio-pci;
-#   4. the fixture unloaded: the nvme is back as it was (no extended capability), unbound.
+#   4. the fixture's register model: Control is a write-masked shadow, an FLR clears it;
+#   5. the fixture unloaded: the nvme is back as it was (no extended capability), unbound.
 # Usage: pasid.sh FILE.tap    (PVP_DRIVER overrides the driver name under test)
 . /repo/tests/lib/tap.sh
 tap_begin "$1"
@@ -29,6 +30,21 @@ dev=/sys/bus/pci/devices/$n0
 
 # cfg_dword OFFSET: a dword of the device's config space as the kernel sees it (hex, 8 digits).
 cfg_dword() { od -A n -t x4 -j $(($1)) -N 4 "$dev/config" 2>/dev/null | tr -d ' '; }
+cfg_byte() { od -A n -t x1 -j $(($1)) -N 1 "$dev/config" 2>/dev/null | tr -d ' '; }
+# cfg_write16 OFFSET VALUE: one 16-bit config write (OFFSET even), as setpci would do it.
+cfg_write16() {
+	printf "\\$(printf %03o $(($2 & 0xff)))\\$(printf %03o $((($2 >> 8) & 0xff)))" |
+		dd of="$dev/config" bs=2 seek=$(($1 / 2)) count=1 conv=notrunc 2>/dev/null
+}
+cfg_word() { _d=$(cfg_dword $(($1 & ~3))); [ -n "$_d" ] && echo $(((0x$_d >> (($1 & 2) * 8)) & 0xffff)); }
+# pcie_cap: the offset of the PCI Express capability (decimal), or nothing.
+pcie_cap() {
+	_pos=$((0x$(cfg_byte 0x34) & 0xfc)) _n=0
+	while [ "$_pos" -ge 64 ] && [ "$_n" -lt 48 ]; do
+		[ "$(cfg_byte "$_pos")" = 10 ] && { echo "$_pos"; return; }
+		_pos=$((0x$(cfg_byte $((_pos + 1))) & 0xfc)) _n=$((_n + 1))
+	done
+}
 # pasid_cap: the offset of the PASID capability in the extended chain (decimal), or nothing.
 pasid_cap() {
 	_pos=256 _n=0
@@ -116,8 +132,33 @@ else
 	pvp-bind "$n0" none >/dev/null 2>&1
 fi
 
-# 4. Unload: the device as it was.
+# 4. The fixture's own register model, last (a raw FLR leaves the device unconfigured until the
+# unload's rescan): Control is a shadow with only Enable writable, and an FLR clears it.
 pvp-bind "$n0" none >/dev/null 2>&1
+pos=$(pasid_cap) pe=$(pcie_cap)
+if [ -n "$pos" ] && [ -n "$pe" ]; then
+	c0=$(cfg_word $((pos + 6)))
+	cfg_write16 $((pos + 6)) 0xffff
+	c1=$(cfg_word $((pos + 6)))
+	cfg_write16 $((pos + 6)) 0
+	c2=$(cfg_word $((pos + 6)))
+	cfg_write16 $((pos + 6)) 1
+	tap_ok "$([ "$c0" = 1 ] && [ "$c1" = 1 ] && [ "$c2" = 0 ] && [ "$(cfg_word $((pos + 6)))" = 1 ]; echo $?)" \
+		"fixture: PASID Control keeps writes to Enable only (was $c0, 0xffff -> $c1, 0 -> $c2)"
+	if [ $(((0x$(cfg_dword $((pe + 4))) >> 28) & 1)) = 1 ]; then
+		devctl=$(cfg_word $((pe + 8)))
+		cfg_write16 $((pe + 8)) $((devctl | 0x8000))
+		sleep 1
+		c3=$(cfg_word $((pos + 6)))
+		tap_ok "$([ "$c3" = 0 ]; echo $?)" "fixture: an FLR clears PASID Control (now $c3)"
+	else
+		tap_skip "fixture: an FLR clears PASID Control" "$n0 has no FLR"
+	fi
+else
+	tap_ok 1 "fixture: PASID Control register model" "PASID capability at '$pos', PCIe at '$pe'"
+fi
+
+# 5. Unload: the device as it was.
 out=$(rmmod pasid_fixture 2>&1)
 tap_ok $? "the PASID fixture unloads (rmmod)" "$out"
 dev=/sys/bus/pci/devices/$n0
