@@ -166,7 +166,7 @@ static int env_errno(const char *var, int dflt)
 
 	if (!v)
 		return dflt;
-	for (i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(errnames); i++)
 		if (!strcasecmp(v, errnames[i].name))
 			return errnames[i].err;
 	return abs(atoi(v));
@@ -178,7 +178,7 @@ static const char *errname(int err)
 
 	if (!err)
 		return "0";
-	for (i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(errnames); i++)
 		if (errnames[i].err == err)
 			return errnames[i].name;
 	return strerror(err);
@@ -235,7 +235,10 @@ static int detach_pasid(int devfd, uint32_t pasid)
 	return ioctl(devfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &d) ? errno : 0;
 }
 
-/* ---- fixture ------------------------------------------------------------------------------- */
+/*
+ * ---- fixture -------------------------------------------------------------------------------
+ * Loops and ifs around ASSERT_*() keep their braces: the harness's ASSERT is two statements.
+ */
 
 FIXTURE(pasid) {
 	const char *bdf;
@@ -542,7 +545,7 @@ TEST_F(pasid, no_pasid_device_not_bound)
 	ASSERT_EQ(0, hw_info(self->iommufd, self->dev_id, &info));
 	ASSERT_EQ(self->width, info.out_max_pasid_log2);
 	ASSERT_EQ(0, attach_rid(self->devfd, self->hwpt_a));
-	for (i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(p); i++) {
 		err = attach_pasid(self->devfd, p[i], i % 2 ? self->hwpt_b : self->hwpt_a);
 		TH_LOG("PASID %#x attach on a device without PASID: %s (expected %s)", p[i],
 		       errname(err), errname(want));
@@ -551,13 +554,13 @@ TEST_F(pasid, no_pasid_device_not_bound)
 	ASSERT_EQ(0, oracle_read(self->bdf, &self->o));
 	/* The oracle does see this device: its RID entry is there, on A's domain. */
 	ASSERT_EQ(BOUND, oracle_state(&self->o, 0));
-	for (i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(p); i++) {
 		enum bound_state s = oracle_state(&self->o, p[i]);
 
 		TH_LOG("oracle: PASID %#x %s", p[i], bound_name(s));
 		ASSERT_NE(BOUND, s);
 	}
-	for (i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(p); i++) {
 		ASSERT_EQ(0, detach_pasid(self->devfd, p[i]));
 	}
 }
