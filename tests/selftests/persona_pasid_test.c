@@ -26,6 +26,8 @@
  *   PVP_EXPECT_DETACH_UNKNOWN   detach of a PASID never attached (default 0)
  *   PVP_EXPECT_NOCAP_ATTACH     PASID attach with PVP_NO_PASID (default 0; a driver that
  *                               checks gives EOPNOTSUPP)
+ *   PVP_EXPECT_PHYS_CTRL_WRITABLE  1: a write through the VFIO config region at the physical
+ *                               PASID Control's offset reaches it (vfio-pci); default 0
  * The configuration space part runs only when the driver presents a virtual PASID capability:
  *   PVP_PASID_CAP_OFFSET        its offset in the VFIO config region (e.g. 0xff8)
  * Without it the test checks that no PASID capability is visible through VFIO (vfio-pci hides
@@ -670,6 +672,41 @@ TEST_F(pasid, config_virtual_capability)
 	}
 	TH_LOG("virtual capability at %#x, width %u; physical Control stays %#x", off,
 	       (cap & PCI_PASID_CAP_WIDTH) >> 8, pctrl0);
+}
+
+/*
+ * The physical PASID Control belongs to the host's IOMMU driver. vfio-pci maps only the first
+ * dword of a hidden extended capability (or nothing, when it unlinks it), and config bytes
+ * outside every capability are raw read-write: a user can write the physical Control through
+ * the config region at the physical offset. A driver presenting PASID must not let it.
+ */
+TEST_F(pasid, config_physical_control_protected)
+{
+	bool writable = env_errno("PVP_EXPECT_PHYS_CTRL_WRITABLE", 0);
+	static uint8_t cfg[PCI_CFG_SPACE_EXP_SIZE];
+	uint16_t pctrl0, pctrl, val;
+	unsigned int pos;
+
+	NEED_PASID();
+	ASSERT_EQ(0, sysfs_config(self->bdf, cfg, sizeof(cfg)));
+	pos = find_pasid_cap(cfg);
+	ASSERT_NE(0, pos) TH_LOG("no physical PASID capability");
+	memcpy(&pctrl0, cfg + pos + PCI_PASID_CTRL, 2);
+
+	val = pctrl0 ^ PCI_PASID_CTRL_ENABLE;
+	ASSERT_EQ(0, vfio_cfg_rw(self->devfd, true, &val, 2, pos + PCI_PASID_CTRL));
+	ASSERT_EQ(0, phys_ctrl(self->bdf, &pctrl));
+	if (pctrl != pctrl0) {
+		/* Put back what the IOMMU driver wrote. */
+		val = pctrl0;
+		ASSERT_EQ(0, vfio_cfg_rw(self->devfd, true, &val, 2, pos + PCI_PASID_CTRL));
+		ASSERT_EQ(0, phys_ctrl(self->bdf, &val));
+		ASSERT_EQ(pctrl0, val);
+	}
+	TH_LOG("write of %#x to the physical PASID Control (%#x) through VFIO: physical now %#x%s",
+	       pctrl0 ^ PCI_PASID_CTRL_ENABLE, pos + PCI_PASID_CTRL, pctrl,
+	       pctrl != pctrl0 ? " (written through, restored)" : " (untouched)");
+	ASSERT_EQ(writable, pctrl != pctrl0);
 }
 
 TEST_HARNESS_MAIN

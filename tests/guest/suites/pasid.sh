@@ -107,7 +107,8 @@ fi
 tap_ok "$([ ! -e "$dev/driver" ]; echo $?)" "$n0 came back unbound"
 
 # 3a. The control: vfio-pci.
-tap_kselftest "vfio-pci" env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=$width "$T"
+tap_kselftest "vfio-pci" env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=$width \
+	PVP_EXPECT_PHYS_CTRL_WRITABLE=1 "$T"
 pvp-bind "$n0" none >/dev/null 2>&1
 
 # 3b. persona-vfio-pci. What it should do depends on what its persona for the device shows:
@@ -123,9 +124,11 @@ else
 	if [ -n "$poff" ]; then
 		penv="PVP_PASID_CAP_OFFSET=$poff PVP_EXPECT_PASID0=EINVAL PVP_EXPECT_PASID0_RID=EINVAL PVP_EXPECT_PASID_HUGE=EINVAL"
 	else
-		excl="-T neg_pasid0"
+		excl="-T neg_pasid0 -T config_physical_control_protected"
 		tap_skip "$drv: pasid.neg_pasid0" \
 			"PASID 0 rejection needs a persona presenting PASID (none shown in $dev/persona)"
+		tap_skip "$drv: pasid.config_physical_control_protected" \
+			"guarding the physical PASID Control needs a persona presenting PASID (none shown in $dev/persona)"
 	fi
 	# shellcheck disable=SC2086 # $penv and $excl are lists
 	tap_kselftest "$drv" env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=$width $penv \
