@@ -17,7 +17,7 @@ use persona_core::persona::format::MAGIC;
 use persona_core::persona::{CapEntry, CapKind, IdField, PersonaModel, PersonaRef};
 use serde_json::{json, Value};
 
-use super::{stream, text};
+use super::{livecmd, stream, text};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -65,8 +65,33 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Can the device of a config dump present the persona? Exit 0 yes, 1 no.
+    /// Can the device of a config dump present the persona (exit 0 yes, 1 no)? With --live: is
+    /// the config space a VFIO user sees the persona's (exit 0 identical, 1 not)?
     Check(CheckArgs),
+    /// Print the config space a VFIO user sees (and the published persona) of a bound device.
+    Dump(DumpArgs),
+    /// Move a PCI function to persona-vfio-pci through driver_override and select a persona.
+    Bind {
+        /// PCI address (DDDD:BB:SS.F or BB:SS.F).
+        bdf: String,
+        /// Persona to select: NAME@MAJOR.MINOR or auto.
+        #[arg(long, value_name = "SEL")]
+        persona: Option<String>,
+        /// Driver to bind to.
+        #[arg(long, default_value = "persona-vfio-pci")]
+        driver: String,
+    },
+    /// Open a bound device through VFIO and run config accesses in one session, in order:
+    /// r:OFF[:SIZE] (read), w:OFF:SIZE:VALUE (write), reset (VFIO_DEVICE_RESET), sh:COMMAND
+    /// (a shell command while the device is open). Exit 1 when a step failed.
+    Access {
+        /// PCI address of the device.
+        #[arg(long, value_name = "BDF")]
+        live: String,
+        /// Steps.
+        #[arg(required = true, value_name = "STEP")]
+        steps: Vec<String>,
+    },
     /// Decode a saved migration stream. Exit 0 valid, 1 rejected.
     InspectStream {
         /// Stream file.
@@ -108,13 +133,38 @@ pub struct DeriveArgs {
     pub binary: bool,
 }
 
-/// `check` arguments.
+/// `dump` arguments.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// PCI address of a device bound to a VFIO driver.
+    #[arg(long, value_name = "BDF", required = true)]
+    pub live: String,
+    /// Print JSON (config as one hex string).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the raw config bytes to this file instead of a hexdump.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write the persona blob of the descriptor region to this file.
+    #[arg(long, value_name = "FILE")]
+    pub blob: Option<PathBuf>,
+}
+
+/// `check` arguments: `check PERSONA DUMP` or `check --live BDF [--persona FILE]`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Persona (blob or TOML).
-    pub persona: PathBuf,
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    pub persona: Option<PathBuf>,
     /// Physical config dump of the device.
-    pub dump: PathBuf,
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    pub dump: Option<PathBuf>,
+    /// Compare the config space a VFIO user sees on this device with the persona.
+    #[arg(long, value_name = "BDF")]
+    pub live: Option<String>,
+    /// With --live: the persona to compare with (default: the one the device publishes).
+    #[arg(long = "persona", value_name = "FILE", requires = "live")]
+    pub live_persona: Option<PathBuf>,
     /// IOMMU max PASID width (IOMMU_GET_HW_INFO out_max_pasid_log2); 0 = no PASID.
     #[arg(long, default_value_t = 20)]
     pub iommu_pasid_bits: u8,
@@ -186,7 +236,18 @@ pub fn run(cmd: &Cmd) -> Outcome {
         }
         Cmd::Show { input, json, text } => cmd_show(input, *json, *text),
         Cmd::Diff { a, b, json } => cmd_diff(a, b, *json),
-        Cmd::Check(a) => cmd_check(a),
+        Cmd::Check(a) => match &a.live {
+            Some(bdf) => livecmd::check(bdf, a.live_persona.as_ref(), a.json),
+            None if a.live_persona.is_some() => Err("--persona goes with --live".into()),
+            None => cmd_check(a),
+        },
+        Cmd::Dump(a) => livecmd::dump(&a.live, a.json, a.output.as_deref(), a.blob.as_deref()),
+        Cmd::Bind {
+            bdf,
+            persona,
+            driver,
+        } => livecmd::bind(bdf, persona.as_deref(), driver),
+        Cmd::Access { live, steps } => livecmd::access(live, steps),
         Cmd::InspectStream { input, json } => stream::inspect(input, *json),
     }
 }
@@ -547,9 +608,12 @@ fn check_text(r: &CheckReason) -> String {
 }
 
 fn cmd_check(a: &CheckArgs) -> Outcome {
-    let blob = load_blob(&a.persona)?;
+    let (Some(persona), Some(dump)) = (&a.persona, &a.dump) else {
+        return Err("check needs PERSONA and DUMP, or --live BDF".into());
+    };
+    let blob = load_blob(persona)?;
     let p = PersonaRef::parse(&blob).map_err(|e| e.to_string())?;
-    let dump = load_dump(&a.dump)?;
+    let dump = load_dump(dump)?;
     let iommu = IommuPasid {
         max_pasid_log2: a.iommu_pasid_bits,
         exec: a.iommu_pasid_exec,

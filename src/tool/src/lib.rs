@@ -2,6 +2,9 @@
 //! and fuzz targets can drive them without spawning the binary.
 
 pub mod cli;
+pub mod live;
+pub mod livecmd;
 pub mod stream;
 pub mod synth;
 pub mod text;
+pub mod vfio;

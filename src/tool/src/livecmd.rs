@@ -1,0 +1,405 @@
+//! The live commands: `dump --live`, `check --live`, `bind` and `access`, on a device bound to
+//! persona-vfio-pci (or any VFIO PCI driver, for `dump` and `access`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use persona_core::persona::PersonaRef;
+use persona_core::sha256::Sha256;
+use serde_json::{json, Value};
+
+use super::live::{self, Descriptor, Mismatch, Op};
+use super::vfio::{self, Device, Region};
+
+/// Outcome of a command: `Ok(true)` exit 0, `Ok(false)` exit 1, `Err` exit 2.
+pub type Outcome = Result<bool, String>;
+
+fn out(s: &str) {
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
+}
+
+/// What a VFIO user sees of a device: its config region and the published persona.
+pub struct LiveView {
+    /// The normalised PCI address.
+    pub bdf: String,
+    /// The `vfioN` name.
+    pub cdev: String,
+    /// The whole config region.
+    pub config: Vec<u8>,
+    /// The descriptor region: `None` when the device has none, else its parse result.
+    pub descriptor: Option<Result<Descriptor, String>>,
+}
+
+/// Reads the descriptor region of an open device, if it has one.
+fn read_descriptor(d: &Device, bdf: &str) -> Result<Option<Result<Descriptor, String>>, String> {
+    let vendor = std::fs::read_to_string(vfio::sysfs_dev(bdf).join("vendor"))
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+        .ok_or_else(|| format!("{bdf}: cannot read its vendor ID"))?;
+    let Some(r) = d.find_region(live::REGION_TYPE_PCI_VENDOR | vendor, live::DESC_SUBTYPE)? else {
+        return Ok(None);
+    };
+    let size = usize::try_from(r.size).unwrap_or(0).min(1 << 20);
+    let data = match d.read(&r, 0, size) {
+        Ok(b) => b,
+        Err(e) => return Ok(Some(Err(format!("reading it: {e}")))),
+    };
+    Ok(Some(live::parse_descriptor(&data, r.size)))
+}
+
+/// Opens `bdf` through VFIO and reads what a user sees.
+///
+/// # Errors
+///
+/// A message for a missing device, a device without VFIO, or a failed access.
+pub fn read_live(bdf: &str) -> Result<LiveView, String> {
+    let bdf = live::normalize_bdf(bdf)?;
+    let d = Device::open(&bdf)?;
+    let cfg = d.region(vfio::CONFIG_REGION_INDEX)?;
+    let config = d.read_all(&cfg)?;
+    let descriptor = read_descriptor(&d, &bdf)?;
+    Ok(LiveView {
+        bdf,
+        cdev: d.cdev.clone(),
+        config,
+        descriptor,
+    })
+}
+
+fn persona_summary(desc: &Option<Result<Descriptor, String>>) -> Value {
+    match desc {
+        None => Value::Null,
+        Some(Err(e)) => json!({"error": e}),
+        Some(Ok(d)) => match PersonaRef::parse(&d.blob) {
+            Ok(p) => json!({
+                "name": p.name(),
+                "version": format!("{}.{}", p.version().major, p.version().minor),
+                "selector": live::selector(&p),
+                "digest": live::hex(&d.digest),
+                "blob_size": d.blob.len(),
+            }),
+            Err(e) => json!({"error": e.to_string()}),
+        },
+    }
+}
+
+/// `dump --live BDF [--json] [--raw -o FILE] [--blob FILE]`.
+///
+/// # Errors
+///
+/// Exit-2 messages.
+pub fn dump(bdf: &str, json: bool, output: Option<&Path>, blob_out: Option<&Path>) -> Outcome {
+    let v = read_live(bdf)?;
+    if let Some(p) = output {
+        std::fs::write(p, &v.config).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = blob_out {
+        match &v.descriptor {
+            Some(Ok(d)) => {
+                std::fs::write(p, &d.blob).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            _ => return Err(format!("{}: no valid persona descriptor region", v.bdf)),
+        }
+    }
+    let persona = persona_summary(&v.descriptor);
+    if json {
+        let j = json!({
+            "bdf": v.bdf,
+            "vfio": v.cdev,
+            "config_size": v.config.len(),
+            "config": live::hex(&v.config),
+            "persona": persona,
+        });
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&j).map_err(|e| e.to_string())?
+        ));
+    } else if output.is_none() {
+        let mut s = format!(
+            "device {} ({}), config region {} bytes\n",
+            v.bdf,
+            v.cdev,
+            v.config.len()
+        );
+        match (&v.descriptor, &persona) {
+            (None, _) => s.push_str("persona: no descriptor region\n"),
+            (Some(Err(e)), _) => s.push_str(&format!("persona: bad descriptor region: {e}\n")),
+            (Some(Ok(_)), p) => s.push_str(&format!(
+                "persona {} sha256 {}\n",
+                p["selector"].as_str().unwrap_or("?"),
+                p["digest"].as_str().unwrap_or("?")
+            )),
+        }
+        s.push_str(&live::hexdump(&v.config));
+        out(&s);
+    }
+    // A descriptor region that is there but wrong is a failed check, not bad input.
+    Ok(!matches!(v.descriptor, Some(Err(_))))
+}
+
+/// The result of comparing a live view with a persona.
+pub struct LiveCheck {
+    /// The persona compared with (selector).
+    pub persona: String,
+    /// Its digest.
+    pub digest: [u8; 32],
+    /// Problems with the descriptor region (missing, invalid, another persona).
+    pub descriptor: Vec<String>,
+    /// Differences in config space.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// Compares a live view with `blob` (or, without one, with the published persona).
+///
+/// # Errors
+///
+/// When there is nothing to compare with, or the blob is invalid.
+pub fn check_view(v: &LiveView, blob: Option<&[u8]>) -> Result<LiveCheck, String> {
+    let mut descriptor = Vec::new();
+    let blob = match (blob, &v.descriptor) {
+        (Some(b), _) => b,
+        (None, Some(Ok(d))) => &d.blob,
+        (None, Some(Err(e))) => {
+            return Err(format!(
+                "{}: bad persona descriptor region ({e}); give --persona",
+                v.bdf
+            ))
+        }
+        (None, None) => {
+            return Err(format!(
+                "{}: no persona descriptor region (not bound to persona-vfio-pci?); give --persona",
+                v.bdf
+            ))
+        }
+    };
+    let p = PersonaRef::parse(blob).map_err(|e| format!("invalid persona: {e}"))?;
+    let digest = Sha256::digest(blob);
+    match &v.descriptor {
+        None => descriptor.push("the device has no persona descriptor region".into()),
+        Some(Err(e)) => descriptor.push(format!("bad persona descriptor region: {e}")),
+        Some(Ok(d)) if d.digest != digest => {
+            let other = PersonaRef::parse(&d.blob)
+                .map(|q| live::selector(&q))
+                .unwrap_or_default();
+            descriptor.push(format!(
+                "the descriptor region publishes {other} ({}), not {} ({})",
+                live::hex(&d.digest),
+                live::selector(&p),
+                live::hex(&digest)
+            ));
+        }
+        Some(Ok(_)) => {}
+    }
+    Ok(LiveCheck {
+        persona: live::selector(&p),
+        digest,
+        descriptor,
+        mismatches: live::compare(&p, &v.config),
+    })
+}
+
+/// `check --live BDF [--persona FILE] [--json]`.
+///
+/// # Errors
+///
+/// Exit-2 messages.
+pub fn check(bdf: &str, persona: Option<&PathBuf>, json: bool) -> Outcome {
+    let blob = persona.map(|p| super::cli::load_blob(p)).transpose()?;
+    let v = read_live(bdf)?;
+    let c = check_view(&v, blob.as_deref())?;
+    let ok = c.descriptor.is_empty() && c.mismatches.is_empty();
+    let reasons: Vec<String> = c
+        .descriptor
+        .iter()
+        .cloned()
+        .chain(c.mismatches.iter().map(Mismatch::text))
+        .collect();
+    if json {
+        let j = json!({
+            "ok": ok,
+            "bdf": v.bdf,
+            "persona": c.persona,
+            "digest": live::hex(&c.digest),
+            "reasons": reasons,
+        });
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&j).map_err(|e| e.to_string())?
+        ));
+    } else {
+        let mut s = String::new();
+        for r in &reasons {
+            s.push_str(r);
+            s.push('\n');
+        }
+        s.push_str(&format!(
+            "{} {} {}\n",
+            v.bdf,
+            c.persona,
+            if ok { "identical" } else { "differs" }
+        ));
+        out(&s);
+    }
+    Ok(ok)
+}
+
+/// `access --live BDF OP...`: one open session running reads, writes, resets and shell
+/// commands in order. Exit 1 when a device access or a shell command failed.
+///
+/// # Errors
+///
+/// Exit-2 messages (bad steps, device missing).
+pub fn access(bdf: &str, steps: &[String]) -> Outcome {
+    let ops = steps
+        .iter()
+        .map(|s| live::parse_op(s))
+        .collect::<Result<Vec<Op>, String>>()?;
+    let bdf = live::normalize_bdf(bdf)?;
+    let d = Device::open(&bdf)?;
+    let cfg: Region = d.region(vfio::CONFIG_REGION_INDEX)?;
+    let mut ok = true;
+    for op in &ops {
+        match op {
+            Op::Read { offset, size } => match d.read(&cfg, u64::from(*offset), usize::from(*size))
+            {
+                Ok(b) if b.len() == usize::from(*size) => {
+                    let mut v = [0u8; 4];
+                    v[..b.len()].copy_from_slice(&b);
+                    let w = usize::from(*size) * 2;
+                    out(&format!(
+                        "r {offset:#05x} {size} 0x{:0w$x}\n",
+                        u32::from_le_bytes(v)
+                    ));
+                }
+                Ok(b) => {
+                    out(&format!(
+                        "r {offset:#05x} {size} short read ({} bytes)\n",
+                        b.len()
+                    ));
+                    ok = false;
+                }
+                Err(e) => {
+                    out(&format!("r {offset:#05x} {size} error: {e}\n"));
+                    ok = false;
+                }
+            },
+            Op::Write {
+                offset,
+                size,
+                value,
+            } => {
+                let b = value.to_le_bytes();
+                match d.write(&cfg, u64::from(*offset), &b[..usize::from(*size)]) {
+                    Ok(n) if n == usize::from(*size) => {
+                        out(&format!("w {offset:#05x} {size} {value:#x}\n"))
+                    }
+                    Ok(n) => {
+                        out(&format!("w {offset:#05x} {size} short write ({n} bytes)\n"));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        out(&format!("w {offset:#05x} {size} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::Reset => match d.reset() {
+                Ok(()) => out("reset\n"),
+                Err(e) => {
+                    out(&format!("reset error: {e}\n"));
+                    ok = false;
+                }
+            },
+            Op::Shell(c) => {
+                let _ = std::io::stdout().flush();
+                match std::process::Command::new("sh").arg("-c").arg(c).status() {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => {
+                        out(&format!("sh {c:?}: {s}\n"));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        out(&format!("sh {c:?}: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    Ok(ok)
+}
+
+fn driver_of(dev: &Path) -> Option<String> {
+    std::fs::read_link(dev.join("driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// Writes `val` to sysfs attribute `path` (no create, no truncate), as one write.
+fn sysfs_write(path: &Path, val: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(val.as_bytes())
+}
+
+/// `bind BDF [--persona SEL] [--driver DRV]`: moves the function to the driver through
+/// `driver_override` and selects the persona.
+///
+/// # Errors
+///
+/// Exit-2 messages for a missing device or driver, a failed bind, a refused persona.
+pub fn bind(bdf: &str, persona: Option<&str>, driver: &str) -> Outcome {
+    let bdf = live::normalize_bdf(bdf)?;
+    if let Some(s) = persona {
+        live::check_selector(s)?;
+    }
+    let dev = vfio::sysfs_dev(&bdf);
+    if !dev.exists() {
+        return Err(format!("no PCI function {bdf}"));
+    }
+    let drv_dir = Path::new("/sys/bus/pci/drivers").join(driver);
+    if !drv_dir.exists() {
+        return Err(format!(
+            "driver {driver} is not registered ({} missing): load its module first",
+            drv_dir.display()
+        ));
+    }
+    let w = |p: &Path, v: &str| sysfs_write(p, v).map_err(|e| format!("{}: {e}", p.display()));
+    if driver_of(&dev).as_deref() != Some(driver) {
+        if driver_of(&dev).is_some() {
+            w(&dev.join("driver").join("unbind"), &bdf)?;
+        }
+        w(&dev.join("driver_override"), driver)?;
+        // drivers_probe fails when no driver takes the device; the check below says so.
+        let _ = sysfs_write(Path::new("/sys/bus/pci/drivers_probe"), &bdf);
+        let now = driver_of(&dev);
+        if now.as_deref() != Some(driver) {
+            return Err(format!(
+                "{bdf} did not bind to {driver} (bound to {}); see dmesg",
+                now.as_deref().unwrap_or("nothing")
+            ));
+        }
+    }
+    let attr = dev.join("persona");
+    if let Some(sel) = persona {
+        if !attr.exists() {
+            return Err(format!(
+                "{bdf} is bound to {driver}, which has no persona attribute ({} missing)",
+                attr.display()
+            ));
+        }
+        if let Err(e) = sysfs_write(&attr, sel) {
+            let code = e.raw_os_error().unwrap_or(0);
+            let now = std::fs::read_to_string(&attr).unwrap_or_default();
+            return Err(format!(
+                "{bdf}: persona {sel} refused: {e}: {}; still in force: {}",
+                live::persona_errno_text(code),
+                now.trim()
+            ));
+        }
+    }
+    match std::fs::read_to_string(&attr) {
+        Ok(s) => out(&format!("{bdf} {driver} {}\n", s.trim())),
+        Err(_) => out(&format!("{bdf} {driver}\n")),
+    }
+    Ok(true)
+}
