@@ -177,7 +177,8 @@ for b in $e0 $n0; do
 	expect "auto on $b: standard chain as on the device" "$(chain "$T/v.bin")" "$(chain "$dev/config")"
 done
 o=$($VP diff "$T/auto.bin" "$FWD/nvme-msix-moved@1.0.bin" 2>&1)
-tap_ok "$([ $? = 1 ]; echo $?)" "auto on $n0 and nvme-msix-moved differ (moved capability)" "$o"
+rc=$?
+tap_ok "$([ $rc = 1 ]; echo $?)" "auto on $n0 and nvme-msix-moved differ (moved capability)" "$o"
 pvp-bind "$e0" none >/dev/null 2>&1
 pvp-bind "$e0" "$drv" >/dev/null 2>&1
 $VP dump --live "$e0" --blob "$T/auto-e.bin" >/dev/null 2>&1
@@ -245,17 +246,17 @@ o=$($VP check --live "$e0" --persona "$FWD/edu-identity@1.0.bin" 2>&1)
 tap_ok $? "while open: the device still presents edu-identity after the refusal" "$o"
 
 $VP bind "$n0" --persona auto >/dev/null 2>&1
-n_log=$(dmesg | grep -c persona_vfio_pci)
+n_log=$(dmesg | grep -cE 'persona[-_]vfio[-_]pci')
 refuse "edu-identity on the nvme" "$nd" edu-identity@1.0 "invalid argument"
-reason=$(dmesg | grep persona_vfio_pci | tail -n +$((n_log + 1)) | tail -n 3)
+reason=$(dmesg | grep -E 'persona[-_]vfio[-_]pci' | tail -n +$((n_log + 1)) | tail -n 3)
 tap_ok "$([ -n "$reason" ]; echo $?)" "edu-identity on the nvme: one-line reason in dmesg" "${reason:-no new persona_vfio_pci line}"
 echo "# dmesg: $reason"
 o=$($VP check --live "$n0" 2>&1)
 tap_ok $? "the nvme still presents its auto persona" "$o"
 
-n_log=$(dmesg | grep -c persona_vfio_pci)
+n_log=$(dmesg | grep -cE 'persona[-_]vfio[-_]pci')
 refuse "truncated blob" "$ed" edu-truncated@1.0 "invalid argument"
-reason=$(dmesg | grep persona_vfio_pci | tail -n +$((n_log + 1)) | tail -n 3)
+reason=$(dmesg | grep -E 'persona[-_]vfio[-_]pci' | tail -n +$((n_log + 1)) | tail -n 3)
 tap_ok "$([ -n "$reason" ]; echo $?)" "truncated blob: one-line reason in dmesg" "${reason:-no new persona_vfio_pci line}"
 echo "# dmesg: $reason"
 refuse "missing file" "$ed" edu-missing@9.9 "no such file"
