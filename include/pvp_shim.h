@@ -41,7 +41,26 @@ void pvp_shim_set_drvdata(struct pci_dev *pdev, struct vfio_pci_core_device *vde
 struct vfio_pci_core_device *pvp_shim_drvdata(struct pci_dev *pdev);
 struct pci_dev *pvp_shim_pdev(struct vfio_pci_core_device *vdev);
 
+/* The PCI function of a core device, and the core device behind a bound function's device. */
+struct vfio_pci_core_device *pvp_shim_dev_drvdata(struct device *dev);
+
+/* IOMMU PASID support for the function: max PASIDs the IOMMU gives it, PASID control status. */
+void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status);
+
+/* The default_persona module parameter (a string: Rust's module! has no string parameters). */
+const char *pvp_shim_default_persona(void);
+
+/* Registers the read-only persona descriptor region (vendor type) for an open device. */
+int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u32 subtype,
+				  size_t size);
+
 /* --- Provided by Rust (src/driver/vfio/ops.rs) --- */
+
+ssize_t pvp_rs_persona_show(struct vfio_pci_core_device *vdev, char *buf);
+ssize_t pvp_rs_persona_store(struct vfio_pci_core_device *vdev, const char *buf, size_t count);
+ssize_t pvp_rs_desc_rw(struct vfio_pci_core_device *vdev, char __user *buf, size_t count,
+		       loff_t *ppos, bool iswrite);
+
 
 int pvp_rs_probe(struct pci_dev *pdev);
 void pvp_rs_remove(struct pci_dev *pdev);

@@ -1,22 +1,136 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Config-space region accesses: the point where the persona overlay serves them.
+//! Config-space region accesses, served by the core's overlay for the persona in force.
 //!
-//! With the identity persona every access goes through vfio-pci-core's own config
-//! virtualisation unchanged.
+//! A user access is split the way vfio-pci-core splits it (naturally aligned pieces of 4, 2 or 1
+//! bytes); the overlay serves each piece. Passthrough bytes still go through vfio-pci-core's own
+//! config virtualisation (BARs, MSI/MSI-X, PM, command register), at their possibly relocated
+//! physical offset; emulated registers are served from the per-device state; hidden bytes never
+//! reach the device.
+//!
+//! vfio-pci-core only takes user buffers, so the user's buffer doubles as the bounce buffer: a
+//! passthrough read lands in it before the piece's final value is written over it, and a
+//! passthrough write forwards the user's own bytes (the overlay tells which, see
+//! `ConfigAccess::write_from`).
 
 use crate::{
     device::PersonaDevice,
-    vfio::{Device, RegionIo},
+    persona_core::overlay::{ConfigAccess, OverlayError},
+    vfio::{self, CoreDevice, Device, RegionIo},
 };
 use kernel::prelude::*;
 
+/// vfio-pci-core's config path for one piece of a user access.
+struct CoreConfig<'a> {
+    core: &'a CoreDevice,
+    io: &'a RegionIo,
+    /// Where the piece starts in the user's buffer.
+    at: usize,
+}
+
+impl ConfigAccess for CoreConfig<'_> {
+    type Error = Error;
+
+    fn read(&mut self, offset: u16, size: u8) -> Result<u32> {
+        let n = usize::from(size);
+        let user = self.io.user().wrapping_byte_add(self.at);
+        if self.core.config_rw_user(user, n, offset, false)? != n {
+            return Err(EIO);
+        }
+        let mut b = [0u8; 4];
+        vfio::copy_from_user_at(self.io, self.at, b.get_mut(..n).ok_or(EINVAL)?)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn write(&mut self, _offset: u16, _size: u8, _value: u32) -> Result {
+        // The overlay forwards only the user's own bytes, through `write_from`.
+        Err(EINVAL)
+    }
+
+    fn write_from(&mut self, offset: u16, size: u8, _value: u32, at: u8) -> Result {
+        let n = usize::from(size);
+        let user = self
+            .io
+            .user()
+            .wrapping_byte_add(self.at.saturating_add(usize::from(at)));
+        if self.core.config_rw_user(user, n, offset, true)? != n {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+}
+
+fn overlay_error(e: OverlayError<Error>) -> Error {
+    match e {
+        OverlayError::Access(_) => EINVAL,
+        OverlayError::Device(e) => e,
+    }
+}
+
+/// Size of the next piece at `pos` with `left` bytes to go: what vfio-pci-core would use.
+fn piece(pos: usize, left: usize) -> usize {
+    if left >= 4 && pos % 4 == 0 {
+        4
+    } else if left >= 2 && pos % 2 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// A read (`write` false) or write of the config region.
+fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result<usize> {
+    let mut guard = dev.data().lock_state();
+    let state = &mut *guard;
+    let Some(active) = &state.persona else {
+        drop(guard);
+        return if write {
+            dev.core().write(io)
+        } else {
+            dev.core().read(io)
+        };
+    };
+    let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
+    let len = io.len();
+    if off.checked_add(len).is_none_or(|end| end > state.dump.len()) {
+        return Err(EINVAL);
+    }
+    let mut done = 0usize;
+    while done < len {
+        let pos = off + done;
+        let n = piece(pos, len - done);
+        let (pos16, n8) = (u16::try_from(pos).map_err(|_| EINVAL)?, n as u8);
+        let mut acc = CoreConfig {
+            core: dev.core(),
+            io,
+            at: done,
+        };
+        let mut b = [0u8; 4];
+        if write {
+            vfio::copy_from_user_at(io, done, &mut b[..n])?;
+            active
+                .map
+                .write(&mut state.regs, &mut acc, pos16, n8, u32::from_le_bytes(b))
+                .map_err(overlay_error)?;
+        } else {
+            let v = active
+                .map
+                .read(&state.regs, &mut acc, pos16, n8)
+                .map_err(overlay_error)?;
+            vfio::copy_to_user_at(io, done, &v.to_le_bytes()[..n])?;
+        }
+        done += n;
+    }
+    io.advance(len);
+    Ok(len)
+}
+
 /// A read of the config region.
 pub(crate) fn read(dev: &Device<PersonaDevice>, io: &mut RegionIo) -> Result<usize> {
-    dev.core().read(io)
+    access(dev, io, false)
 }
 
 /// A write to the config region.
 pub(crate) fn write(dev: &Device<PersonaDevice>, io: &mut RegionIo) -> Result<usize> {
-    dev.core().write(io)
+    access(dev, io, true)
 }

@@ -11,7 +11,12 @@
 //! `reset_pending` and tries `state`: when it cannot take it, whoever holds `state` runs the reset
 //! before unlocking (see [`StateGuard`]). This is the deferred-reset pattern of mlx5 and virtio.
 
-use crate::vfio::{self, CoreDevice, Device, RegionIo};
+use crate::{
+    persona::{self, Active, Selector},
+    persona_core::{overlay::OverlayState, persona::SPACE},
+    vfio::{self, CoreDevice, Device, RegionIo},
+};
+use core::fmt::Write;
 use kernel::{
     new_mutex,
     new_spinlock,
@@ -20,15 +25,68 @@ use kernel::{
     uaccess::UserPtr, //
 };
 
-/// State that must return to its reset values on open, FLR and `VFIO_DEVICE_RESET`.
+/// Per-device state behind `PersonaDevice::state`.
 pub(crate) struct State {
     /// How many resets this device has seen since bind (for the kernel log and tests).
     pub(crate) resets: u64,
+    /// The function's physical config space, read at bind.
+    pub(crate) dump: KVVec<u8>,
+    /// The persona in force; `None` only when none could be derived (plain vfio-pci behaviour).
+    pub(crate) persona: Option<Active>,
+    /// Emulated registers of the persona in force.
+    pub(crate) regs: KBox<OverlayState>,
+    /// A user has the device open: the persona cannot change.
+    pub(crate) open: bool,
 }
 
 impl State {
+    /// Returns every emulated register to the persona's reset value.
     fn reset(&mut self) {
         self.resets = self.resets.wrapping_add(1);
+        if let Some(active) = &self.persona {
+            self.regs.reset(&active.map);
+        }
+    }
+
+    fn new(core: &CoreDevice) -> Result<Self> {
+        let mut dump = KVVec::from_elem(0u8, SPACE, GFP_KERNEL)?;
+        let n = core.read_physical_config(&mut dump)?;
+        dump.truncate(n);
+        let mut state = State {
+            resets: 0,
+            dump,
+            persona: None,
+            regs: KBox::init(pin_init::init_zeroed::<OverlayState>(), GFP_KERNEL)?,
+            open: false,
+        };
+        let dev = core.as_dev();
+        let wanted = vfio::default_persona().to_bytes();
+        let sel = persona::parse_selector(wanted).unwrap_or(Selector::Auto);
+        if let Err(e) = state.select(core, &sel) {
+            dev_warn!(
+                dev,
+                "default persona {:?} not usable ({:?}); using auto\n",
+                vfio::default_persona(),
+                e
+            );
+            if let Err(e) = state.select(core, &Selector::Auto) {
+                dev_warn!(dev, "no persona ({:?}): presenting the device as vfio-pci does\n", e);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Makes `sel` the persona in force; on failure the previous one stays.
+    fn select(&mut self, core: &CoreDevice, sel: &Selector<'_>) -> Result {
+        let dev = core.as_dev();
+        let blob = match sel {
+            Selector::Auto => persona::auto_blob(&self.dump, core.pasid_status())?,
+            Selector::Named { .. } => persona::load_firmware(core, sel)?,
+        };
+        let active = Active::new(dev, blob, &self.dump, core.pasid_status())?;
+        self.persona = Some(active);
+        self.reset();
+        Ok(())
     }
 }
 
@@ -55,6 +113,13 @@ impl core::ops::Deref for StateGuard<'_> {
     fn deref(&self) -> &State {
         // INVARIANT: `guard` is `Some` until `drop`.
         self.guard.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl core::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        // INVARIANT: `guard` is `Some` until `drop`.
+        self.guard.as_deref_mut().unwrap_or_else(|| unreachable!())
     }
 }
 
@@ -91,30 +156,93 @@ impl PersonaDevice {
 }
 
 impl vfio::Driver for PersonaDevice {
-    fn new(_core: &CoreDevice) -> impl PinInit<Self, Error> {
+    fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
         try_pin_init!(PersonaDevice {
-            state <- new_mutex!(State { resets: 0 }),
+            state <- new_mutex!(State::new(core)?),
             reset_pending <- new_spinlock!(false),
         })
     }
 
     fn open_device(dev: &Device<Self>) -> Result {
-        let state = dev.data().lock_state();
+        let mut state = dev.data().lock_state();
         // vfio_pci_core_enable() resets the function when it can; its reset_done finds `state`
         // held by us and defers to the guard's drop.
         dev.core().enable()?;
+        if let Some(active) = &state.persona {
+            let vendor = u32::from(u16::from_le_bytes([
+                state.dump.first().copied().unwrap_or(0),
+                state.dump.get(1).copied().unwrap_or(0),
+            ]));
+            let ty = vfio::VENDOR_REGION_TYPE | vendor;
+            if let Err(e) = dev
+                .core()
+                .register_desc_region(ty, persona::DESC_SUBTYPE, active.desc_len())
+            {
+                dev.core().disable();
+                return Err(e);
+            }
+        }
         dev.core().finish_enable();
-        dev_dbg!(
-            dev.core().as_dev(),
-            "opened ({} resets so far)\n",
-            state.resets
-        );
+        state.open = true;
+        state.reset();
         Ok(())
     }
 
     fn close_device(dev: &Device<Self>) {
-        let _state = dev.data().lock_state();
+        let mut state = dev.data().lock_state();
+        state.open = false;
         dev.core().close_device();
+    }
+
+    fn persona_show(dev: &Device<Self>, out: &mut [u8]) -> Result<usize> {
+        let state = dev.data().lock_state();
+        let mut w = PageWriter { buf: out, len: 0 };
+        match &state.persona {
+            Some(active) => {
+                let p = active.persona()?;
+                let v = p.version();
+                write!(w, "{}@{}.{} ", p.name(), v.major, v.minor).map_err(|_| EINVAL)?;
+                for b in p.digest() {
+                    write!(w, "{:02x}", b).map_err(|_| EINVAL)?;
+                }
+                writeln!(w).map_err(|_| EINVAL)?;
+            }
+            None => writeln!(w, "none").map_err(|_| EINVAL)?,
+        }
+        Ok(w.len)
+    }
+
+    fn persona_store(dev: &Device<Self>, input: &[u8]) -> Result {
+        let sel = persona::parse_selector(input)?;
+        let mut state = dev.data().lock_state();
+        if state.open {
+            return Err(EBUSY);
+        }
+        state.select(dev.core(), &sel)
+    }
+
+    fn desc_rw(dev: &Device<Self>, io: &mut RegionIo, write: bool) -> Result<usize> {
+        if write {
+            return Err(EINVAL);
+        }
+        let state = dev.data().lock_state();
+        let Some(active) = &state.persona else {
+            return Err(EINVAL);
+        };
+        let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
+        let mut total = 0usize;
+        let mut chunk = [0u8; 64];
+        while total < io.len() {
+            let want = (io.len() - total).min(chunk.len());
+            let n = active.desc_read(off.saturating_add(total), &mut chunk[..want])?;
+            if n == 0 {
+                break;
+            }
+            vfio::copy_to_user_at(io, total, &chunk[..n])?;
+            total += n;
+        }
+        io.advance(total);
+        Ok(total)
     }
 
     fn read(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
@@ -149,5 +277,23 @@ impl vfio::Driver for PersonaDevice {
             dev: this,
             guard: Some(state),
         });
+    }
+}
+
+/// `core::fmt::Write` into a sysfs page.
+struct PageWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for PageWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(core::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }

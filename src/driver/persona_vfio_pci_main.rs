@@ -10,7 +10,22 @@ use kernel::prelude::*;
 
 mod config;
 mod device;
+mod persona;
 mod vfio;
+
+/// The core crate (`src/core`), compiled into the module: every decision the driver makes.
+#[path = "../core/src"]
+#[deny(unsafe_code)]
+#[allow(dead_code, unreachable_pub, clippy::all)]
+mod persona_core {
+    pub mod error;
+    pub mod list;
+    pub mod mig;
+    pub mod overlay;
+    pub mod pci;
+    pub mod persona;
+    pub mod sha256;
+}
 
 module! {
     type: PersonaVfioPci,

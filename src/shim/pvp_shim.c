@@ -5,7 +5,10 @@
  * Module init/exit and MODULE_LICENSE belong to the Rust crate root (module! macro).
  */
 #include <linux/build_bug.h>
+#include <linux/iommu.h>
+#include <linux/moduleparam.h>
 #include <linux/pci.h>
+#include <linux/pci-ats.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 #include "pvp_shim.h"
@@ -63,6 +66,35 @@ static const struct pci_device_id pvp_shim_ids[] = {
 };
 MODULE_DEVICE_TABLE(pci, pvp_shim_ids);
 
+/* sysfs: /sys/bus/pci/devices/<bdf>/persona, created by the driver core while bound. */
+static ssize_t persona_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return pvp_rs_persona_show(dev_get_drvdata(dev), buf);
+}
+
+static ssize_t persona_store(struct device *dev, struct device_attribute *attr, const char *buf,
+			     size_t count)
+{
+	return pvp_rs_persona_store(dev_get_drvdata(dev), buf, count);
+}
+static DEVICE_ATTR_RW(persona);
+
+static struct attribute *pvp_shim_dev_attrs[] = {
+	&dev_attr_persona.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(pvp_shim_dev);
+
+static char pvp_shim_default_persona_param[64] = "auto";
+module_param_string(default_persona, pvp_shim_default_persona_param,
+		    sizeof(pvp_shim_default_persona_param), 0444);
+MODULE_PARM_DESC(default_persona, "Persona selected at bind: name@major.minor or auto (default)");
+
+const char *pvp_shim_default_persona(void)
+{
+	return pvp_shim_default_persona_param;
+}
+
 static const struct pci_error_handlers pvp_shim_err_handlers = {
 	.error_detected	= vfio_pci_core_aer_err_detected,
 	.reset_done	= pvp_rs_reset_done,
@@ -82,6 +114,7 @@ static struct pci_driver pvp_shim_pci_driver = {
 	.sriov_configure	= pvp_rs_sriov_configure,
 	.err_handler		= &pvp_shim_err_handlers,
 	.driver_managed_dma	= true,
+	.dev_groups		= pvp_shim_dev_groups,
 };
 
 int pvp_shim_register_driver(void)
@@ -124,4 +157,33 @@ struct vfio_pci_core_device *pvp_shim_drvdata(struct pci_dev *pdev)
 struct pci_dev *pvp_shim_pdev(struct vfio_pci_core_device *vdev)
 {
 	return vdev->pdev;
+}
+
+struct vfio_pci_core_device *pvp_shim_dev_drvdata(struct device *dev)
+{
+	return dev_get_drvdata(dev);
+}
+
+void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status)
+{
+	*max_pasids = pdev->dev.iommu ? pdev->dev.iommu->max_pasids : 0;
+	*status = *max_pasids ? pci_pasid_status(pdev) : 0;
+}
+
+/* vfio_pci_core_disable() calls .release unconditionally; the region owns no memory. */
+static void pvp_shim_desc_release(struct vfio_pci_core_device *vdev,
+				  struct vfio_pci_region *region)
+{
+}
+
+static const struct vfio_pci_regops pvp_shim_desc_regops = {
+	.rw = pvp_rs_desc_rw,
+	.release = pvp_shim_desc_release,
+};
+
+int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u32 subtype,
+				  size_t size)
+{
+	return vfio_pci_core_register_dev_region(vdev, type, subtype, &pvp_shim_desc_regops, size,
+						 VFIO_REGION_INFO_FLAG_READ, NULL);
 }

@@ -54,12 +54,37 @@ struct dump {
 	struct info_rec irq[MAX_INDEX];
 	int region_oob_err;	/* GET_REGION_INFO at index num_regions */
 	int irq_oob_err;	/* GET_IRQ_INFO at index num_irqs */
+	int desc_regions;	/* persona descriptor regions set aside (0 or 1) */
 };
 
 FIXTURE(compare) {
 	bool same;		/* same-device mode: nothing is masked */
 	struct dump a, b;
 };
+
+/* Region type and subtype of the persona descriptor (see README, issue 5). */
+#define PVP_DESC_SUBTYPE	0x50455253u
+
+/* Is this region the persona descriptor: a vendor-type region with the "PERS" subtype? */
+static bool is_persona_descriptor(const struct info_rec *r)
+{
+	const struct vfio_region_info *ri = (const void *)r->buf;
+	uint32_t off;
+
+	if (r->err || !ri || !(ri->flags & VFIO_REGION_INFO_FLAG_CAPS))
+		return false;
+	for (off = ri->cap_offset; off && off + sizeof(struct vfio_region_info_cap_type) <= r->len;) {
+		const struct vfio_region_info_cap_type *t = (const void *)(r->buf + off);
+
+		if (t->header.id == VFIO_REGION_INFO_CAP_TYPE)
+			return (t->type & VFIO_REGION_TYPE_PCI_VENDOR_TYPE) &&
+			       t->subtype == PVP_DESC_SUBTYPE;
+		if (t->header.next <= off)
+			break;
+		off = t->header.next;
+	}
+	return false;
+}
 
 static void dump_free(struct dump *d)
 {
@@ -118,6 +143,16 @@ static void take_dump(struct __test_metadata *_metadata, const char *bdf, const 
 	d->region_oob_err = pvp_region_info(dev.devfd, d->nregions, &buf, &len);
 	if (!d->region_oob_err)
 		free(buf);
+
+	/*
+	 * persona-vfio-pci adds exactly one region vfio-pci does not have: the persona
+	 * descriptor, last. Set it aside so the rest compares byte for byte with vfio-pci.
+	 */
+	if (d->nregions && is_persona_descriptor(&d->region[d->nregions - 1])) {
+		d->desc_regions = 1;
+		d->nregions--;
+		info->num_regions--;
+	}
 
 	for (i = 0; i < d->nirqs; i++) {
 		d->irq[i].err = pvp_irq_info(dev.devfd, i, &buf, &len);
@@ -304,6 +339,13 @@ TEST_F(compare, config_bytes_match_dwords)
 				self->a.cfg4, self->a.cfg_size, NULL));
 	EXPECT_EQ(0, diff_bytes(_metadata, "config of B (1- vs 4-byte reads)", self->b.cfg1,
 				self->b.cfg4, self->b.cfg_size, NULL));
+}
+
+/* Each driver has the descriptor region exactly when it is persona-vfio-pci. */
+TEST_F(compare, descriptor_region)
+{
+	EXPECT_EQ(!strcmp(self->a.driver, "persona-vfio-pci"), self->a.desc_regions);
+	EXPECT_EQ(!strcmp(self->b.driver, "persona-vfio-pci"), self->b.desc_regions);
 }
 
 TEST_F(compare, device_info)

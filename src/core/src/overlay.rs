@@ -37,6 +37,21 @@ pub trait ConfigAccess {
     ///
     /// Whatever the device access reports.
     fn write(&mut self, offset: u16, size: u8, value: u32) -> Result<(), Self::Error>;
+
+    /// Like [`ConfigAccess::write`], also telling that the bytes written are the user's own,
+    /// unchanged, starting at byte `at` of the access being served.
+    ///
+    /// The overlay only ever forwards a user's bytes as they are, so an accessor that can only
+    /// write from the user's buffer (vfio-pci-core's config path takes a user pointer) forwards
+    /// that part of the buffer instead of `value`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the device access reports.
+    fn write_from(&mut self, offset: u16, size: u8, value: u32, at: u8) -> Result<(), Self::Error> {
+        let _ = at;
+        self.write(offset, size, value)
+    }
 }
 
 /// Error of an overlay access.
@@ -250,7 +265,9 @@ impl OverlayMap {
     ) -> Result<(), OverlayError<A::Error>> {
         let (off, n) = check_access(offset, size).map_err(OverlayError::Access)?;
         if let Some(phys) = self.contiguous_pass(off, n, true) {
-            return acc.write(phys, size, value).map_err(OverlayError::Device);
+            return acc
+                .write_from(phys, size, value, 0)
+                .map_err(OverlayError::Device);
         }
         let bytes = value.to_le_bytes();
         let mut i = 0usize;
@@ -273,10 +290,11 @@ impl OverlayMap {
                         v = (v << 8)
                             | u32::from(bytes.get(i.saturating_add(k)).copied().unwrap_or(0));
                     }
-                    acc.write(
+                    acc.write_from(
                         u16::try_from(idx).unwrap_or(0),
                         u8::try_from(c).unwrap_or(1),
                         v,
+                        u8::try_from(i).unwrap_or(0),
                     )
                     .map_err(OverlayError::Device)?;
                     i = i.saturating_add(c);

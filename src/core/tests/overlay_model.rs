@@ -21,6 +21,8 @@ use proptest::prelude::*;
 /// which is what the overlay promises to issue.
 struct Dev {
     mem: Vec<u8>,
+    /// The value of the write being served (what the user's buffer holds).
+    user: u32,
 }
 
 impl ConfigAccess for Dev {
@@ -39,6 +41,20 @@ impl ConfigAccess for Dev {
         assert_eq!(o % n, 0, "unaligned device write {o:#x}/{n}");
         self.mem[o..o + n].copy_from_slice(&value.to_le_bytes()[..n]);
         Ok(())
+    }
+
+    /// The kernel glue forwards the user's buffer from byte `at` instead of `value`: both must
+    /// be the same bytes, or the device would see something else than the model.
+    fn write_from(&mut self, offset: u16, size: u8, value: u32, at: u8) -> Result<(), ()> {
+        let (n, at) = (usize::from(size), usize::from(at));
+        let user = self.user.to_le_bytes();
+        assert!(at + n <= 4, "write_from past the access: at {at} size {n}");
+        assert_eq!(
+            &user[at..at + n],
+            &value.to_le_bytes()[..n],
+            "write_from bytes differ"
+        );
+        self.write(offset, size, value)
     }
 }
 
@@ -166,11 +182,12 @@ proptest! {
         map.build(&p, &dump).unwrap();
         let mut st = Box::<OverlayState>::default();
         st.reset(&map);
-        let mut dev = Dev { mem: dump.clone() };
+        let mut dev = Dev { mem: dump.clone(), user: 0 };
         let mut reference = Reference::new(&m, &dump);
         for (write, off, size, val) in ops {
             let (o, n) = (usize::from(off), usize::from(size));
             if write {
+                dev.user = val;
                 map.write(&mut st, &mut dev, off, size, val).unwrap();
                 for k in 0..n {
                     reference.write(o + k, val.to_le_bytes()[k]);
@@ -197,7 +214,10 @@ fn presented_layout_reads() {
     map.build(&p, &dump).unwrap();
     let mut st = Box::<OverlayState>::default();
     st.reset(&map);
-    let mut dev = Dev { mem: dump.clone() };
+    let mut dev = Dev {
+        mem: dump.clone(),
+        user: 0,
+    };
     let rd = |map: &OverlayMap, st: &OverlayState, dev: &mut Dev, off: u16, size: u8| {
         map.read(st, dev, off, size).unwrap()
     };
@@ -212,6 +232,7 @@ fn presented_layout_reads() {
     assert_eq!(rd(&map, &st, &mut dev, 0xff8, 4), 0x0001_001b);
     assert_eq!(rd(&map, &st, &mut dev, 0xffc, 2), (12 << 8) | 2);
     // Control is emulated: enable and exec writable, privileged not; never reaches the device.
+    dev.user = 0xffff;
     map.write(&mut st, &mut dev, 0xffe, 2, 0xffff).unwrap();
     assert_eq!(rd(&map, &st, &mut dev, 0xffe, 2), 0x0003);
     assert_eq!(&dev.mem[0xff8..], &dump[0xff8..]);

@@ -48,6 +48,28 @@ impl RegionIo {
         u64::try_from(pos).unwrap_or(u64::MAX)
     }
 
+    /// The offset inside the region.
+    pub(crate) fn offset(&self) -> u64 {
+        self.position() & ((1u64 << OFFSET_SHIFT) - 1)
+    }
+
+    /// Number of bytes asked for.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The user buffer's address.
+    pub(crate) fn user(&self) -> UserPtr {
+        UserPtr::from_ptr(self.buf.cast())
+    }
+
+    /// Moves the file position forward by `done` bytes after a successful access.
+    pub(crate) fn advance(&mut self, done: usize) {
+        let done = kernel::bindings::loff_t::try_from(done).unwrap_or(kernel::bindings::loff_t::MAX);
+        // SAFETY: By the type's construction, `pos` is valid for the duration of the callback.
+        unsafe { *self.pos = (*self.pos).saturating_add(done) };
+    }
+
     /// The region index this access addresses.
     pub(crate) fn region_index(&self) -> u64 {
         self.position() >> OFFSET_SHIFT
@@ -82,10 +104,70 @@ impl CoreDevice {
         }
     }
 
+    /// The `struct device` of the PCI function.
+    pub(super) fn raw_dev(&self) -> *mut kernel::bindings::device {
+        // SAFETY: By the type invariants `pdev` is the bound function.
+        unsafe { &raw mut (*bindings::pvp_shim_pdev(self.as_raw())).dev }
+    }
+
     /// `vfio_pci_core_enable()`: enables the function, resets it if it can, builds vconfig.
     pub(crate) fn enable(&self) -> Result {
         // SAFETY: By the type invariants the core device is initialised.
         to_result(unsafe { bindings::vfio_pci_core_enable(self.as_raw()) })
+    }
+
+    /// Reads the function's physical config space (as the PCI core sees it) into `out`;
+    /// returns its size (256 or 4096, at most `out.len()`).
+    pub(crate) fn read_physical_config(&self, out: &mut [u8]) -> Result<usize> {
+        // SAFETY: By the type invariants `pdev` is the bound function.
+        let pdev = unsafe { bindings::pvp_shim_pdev(self.as_raw()) };
+        // SAFETY: `pdev` is valid; `cfg_size` is set at enumeration and never changes after.
+        let size = usize::try_from(unsafe { (*pdev).cfg_size }).map_err(|_| EINVAL)?;
+        let size = size.min(out.len());
+        for (i, chunk) in out[..size].chunks_exact_mut(4).enumerate() {
+            let mut v = 0u32;
+            let off = c_int::try_from(i * 4).map_err(|_| EINVAL)?;
+            // SAFETY: `pdev` is valid and `off` is a dword inside its config space.
+            to_result(unsafe { kernel::bindings::pci_read_config_dword(pdev, off, &mut v) })?;
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(size)
+    }
+
+    /// PASID as the IOMMU gives it to this function.
+    pub(crate) fn pasid_status(&self) -> PasidStatus {
+        let (mut max, mut status) = (0u32, 0 as c_int);
+        // SAFETY: By the type invariants `pdev` is the bound function; the shim only reads.
+        unsafe { bindings::pvp_shim_pasid_info(bindings::pvp_shim_pdev(self.as_raw()), &mut max, &mut status) };
+        PasidStatus {
+            max_pasids: max,
+            control: u16::try_from(status).unwrap_or(0),
+        }
+    }
+
+    /// A read or write of `len` bytes of the config region at physical offset `phys`, through
+    /// vfio-pci-core's own config virtualisation, with `buf` the user's buffer.
+    pub(crate) fn config_rw_user(&self, buf: UserPtr, len: usize, phys: u16, write: bool) -> Result<usize> {
+        let mut pos = kernel::bindings::loff_t::try_from((CONFIG_REGION_INDEX << OFFSET_SHIFT) | u64::from(phys))
+            .map_err(|_| EINVAL)?;
+        let p = buf.as_mut_ptr().cast::<c_char>();
+        // SAFETY: `pos` lives for the call; the core treats `p` as an untrusted user pointer of
+        // `len` bytes and accesses config space only.
+        let n = unsafe {
+            if write {
+                bindings::vfio_pci_core_write(self.vdev(), p, len, &mut pos)
+            } else {
+                bindings::vfio_pci_core_read(self.vdev(), p, len, &mut pos)
+            }
+        };
+        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
+    }
+
+    /// Registers the read-only persona descriptor region for the current open.
+    pub(crate) fn register_desc_region(&self, ty: u32, subtype: u32, size: usize) -> Result {
+        // SAFETY: By the type invariants the core device is initialised; the core frees the
+        // region in `vfio_pci_core_disable()` at close.
+        to_result(unsafe { bindings::pvp_shim_register_desc_region(self.as_raw(), ty, subtype, size) })
     }
 
     /// `vfio_pci_core_finish_enable()`: the second half of opening, after variant set-up.
@@ -93,6 +175,12 @@ impl CoreDevice {
         // SAFETY: By the type invariants the core device is initialised; VFIO calls open with the
         // device set lock held, as this function requires.
         unsafe { bindings::vfio_pci_core_finish_enable(self.as_raw()) }
+    }
+
+    /// `vfio_pci_core_disable()`: undoes `enable` when a variant's set-up fails.
+    pub(crate) fn disable(&self) {
+        // SAFETY: By the type invariants the core device is initialised.
+        unsafe { bindings::vfio_pci_core_disable(self.as_raw()) }
     }
 
     /// `vfio_pci_core_close_device()`: the core's half of the last close.
@@ -161,6 +249,39 @@ impl CoreDevice {
         }
     }
 }
+
+/// PASID support of a function, from its IOMMU and its physical PASID capability.
+#[derive(Clone, Copy)]
+pub(crate) struct PasidStatus {
+    /// PASIDs the IOMMU driver gives the function (0: none).
+    pub(crate) max_pasids: u32,
+    /// The physical PASID Control register (enable, exec, priv), as the IOMMU driver set it.
+    pub(crate) control: u16,
+}
+
+/// The `default_persona` module parameter.
+pub(crate) fn default_persona() -> &'static CStr {
+    // SAFETY: The shim returns its static, NUL-terminated parameter buffer.
+    unsafe { CStr::from_char_ptr(bindings::pvp_shim_default_persona()) }
+}
+
+/// Writes `data` to the user buffer of `io`, `at` bytes in.
+pub(crate) fn copy_to_user_at(io: &RegionIo, at: usize, data: &[u8]) -> Result {
+    kernel::uaccess::UserSlice::new(io.user().wrapping_byte_add(at), data.len())
+        .writer()
+        .write_slice(data)
+}
+
+/// Reads `out.len()` bytes from the user buffer of `io`, `at` bytes in.
+pub(crate) fn copy_from_user_at(io: &RegionIo, at: usize, out: &mut [u8]) -> Result {
+    kernel::uaccess::UserSlice::new(io.user().wrapping_byte_add(at), out.len())
+        .reader()
+        .read_slice(out)
+}
+
+/// Region type of device-specific regions: `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`, or'ed with the
+/// PCI vendor ID.
+pub(crate) const VENDOR_REGION_TYPE: u32 = bindings::VFIO_REGION_TYPE_PCI_VENDOR_TYPE;
 
 /// Converts a `long` the C side returns (value or negative errno) into a `Result`.
 pub(super) fn errno_or(r: c_long) -> Result<isize> {

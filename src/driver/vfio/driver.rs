@@ -51,6 +51,21 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
         dev.core().device_feature(flags, arg, argsz)
     }
 
+    /// Shows the `persona` sysfs attribute into `out` (a page); returns the length.
+    fn persona_show(_dev: &Device<Self>, _out: &mut [u8]) -> Result<usize> {
+        Err(EOPNOTSUPP)
+    }
+
+    /// Stores a write to the `persona` sysfs attribute.
+    fn persona_store(_dev: &Device<Self>, _input: &[u8]) -> Result {
+        Err(EOPNOTSUPP)
+    }
+
+    /// A read or write of the persona descriptor region.
+    fn desc_rw(_dev: &Device<Self>, _io: &mut RegionIo, _write: bool) -> Result<usize> {
+        Err(EINVAL)
+    }
+
     /// The PCI core finished resetting the function (FLR, `VFIO_DEVICE_RESET`, bus reset).
     ///
     /// Called with VFIO's locks held: an implementation must not wait for a lock that is held

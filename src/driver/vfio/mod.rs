@@ -9,15 +9,21 @@
 mod bindings;
 mod device;
 mod driver;
+mod firmware;
+mod zeroed;
 #[doc(hidden)]
 pub(crate) mod ops;
 
-pub(crate) use device::{CoreDevice, Device, RegionIo, CONFIG_REGION_INDEX};
+pub(crate) use device::{copy_from_user_at, copy_to_user_at, default_persona, VENDOR_REGION_TYPE, CoreDevice, Device, PasidStatus, RegionIo, CONFIG_REGION_INDEX};
 pub(crate) use driver::{Driver, Registration};
+pub(crate) use firmware::Firmware;
 
 /// `struct vfio_device`, for the entry-point signatures only.
 #[doc(hidden)]
 pub(crate) type RawVfioDevice = bindings::vfio_device;
+/// `struct vfio_pci_core_device`, for the entry-point signatures only.
+#[doc(hidden)]
+pub(crate) type RawCoreDevice = bindings::vfio_pci_core_device;
 /// `struct vfio_region_info`, for the entry-point signatures only.
 #[doc(hidden)]
 pub(crate) type RawRegionInfo = bindings::vfio_region_info;

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Personas on a device: the auto persona derived at bind, personas loaded through the firmware
+//! loader, the core's check before anything is accepted, and the overlay built for the active one.
+
+use crate::persona_core::{
+    overlay::OverlayMap,
+    persona::{
+        check::{check_with, IommuPasid},
+        derive::{derive_blob, DeriveOptions, PasidRequest},
+        model::PersonaModel,
+        CapEntry, Ids, PersonaRef, Version, MAX_NAME, SPACE,
+    },
+};
+use crate::vfio::{CoreDevice, Firmware, PasidStatus};
+use kernel::{device, prelude::*, str::CString};
+
+/// Subtype of the persona descriptor region (`"PERS"`), under the vendor region type.
+pub(crate) const DESC_SUBTYPE: u32 = 0x5045_5253;
+/// Magic at the start of the descriptor region.
+const DESC_MAGIC: &[u8; 8] = b"PVPDESC1";
+/// Descriptor header: magic, format version, blob length, digest; the blob follows.
+pub(crate) const DESC_HEADER: usize = 48;
+/// Largest blob accepted from the firmware loader (a persona is at most a few KiB).
+const MAX_BLOB: usize = 16 * 1024;
+/// Largest name@major.minor a user can write.
+const MAX_SELECTOR: usize = MAX_NAME + 16;
+
+/// A validated persona and the overlay built from it for this device.
+pub(crate) struct Active {
+    /// The canonical blob; the core parsed and checked it.
+    blob: KVVec<u8>,
+    /// Per-byte lookup of the presented config space.
+    pub(crate) map: KBox<OverlayMap>,
+}
+
+impl Active {
+    /// Validates `blob` against the device (`dump`, `pasid`) and builds its overlay.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` with a one-line reason in the kernel log when the blob is malformed or the
+    /// device cannot present it; `ENOMEM`.
+    pub(crate) fn new(
+        dev: &device::Device,
+        blob: KVVec<u8>,
+        dump: &[u8],
+        pasid: PasidStatus,
+    ) -> Result<Self> {
+        let p = PersonaRef::parse(&blob).map_err(|e| {
+            dev_err!(dev, "persona rejected: malformed blob: {:?}\n", e);
+            EINVAL
+        })?;
+        let iommu = iommu_pasid(pasid);
+        let mut first = None;
+        let mut n = 0usize;
+        let ok = check_with(&p, dump, &iommu, &mut |r| {
+            n = n.saturating_add(1);
+            first.get_or_insert(r);
+        });
+        if !ok {
+            if let Some(r) = first {
+                dev_err!(
+                    dev,
+                    "persona {}@{}.{} rejected for this device: {:?} ({} reason(s))\n",
+                    p.name(),
+                    p.version().major,
+                    p.version().minor,
+                    r,
+                    n
+                );
+            }
+            return Err(EINVAL);
+        }
+        let mut map = KBox::init(pin_init::init_zeroed::<OverlayMap>(), GFP_KERNEL)?;
+        map.build(&p, dump).map_err(|e| {
+            dev_err!(dev, "persona rejected: {:?}\n", e);
+            EINVAL
+        })?;
+        Ok(Active { blob, map })
+    }
+
+    /// The parsed persona (the blob was validated when this value was made).
+    pub(crate) fn persona(&self) -> Result<PersonaRef<'_>> {
+        PersonaRef::parse(&self.blob).map_err(|_| EINVAL)
+    }
+
+    /// Size of the descriptor region.
+    pub(crate) fn desc_len(&self) -> usize {
+        DESC_HEADER.saturating_add(self.blob.len())
+    }
+
+    /// Copies bytes of the descriptor region, from `offset`, into `out`; returns how many.
+    pub(crate) fn desc_read(&self, offset: usize, out: &mut [u8]) -> Result<usize> {
+        let p = self.persona()?;
+        let mut head = [0u8; DESC_HEADER];
+        head[..8].copy_from_slice(DESC_MAGIC);
+        head[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let len = u32::try_from(self.blob.len()).map_err(|_| EINVAL)?;
+        head[12..16].copy_from_slice(&len.to_le_bytes());
+        head[16..48].copy_from_slice(&p.digest());
+        let mut done = 0usize;
+        for (i, b) in out.iter_mut().enumerate() {
+            let at = offset.saturating_add(i);
+            let v = if at < DESC_HEADER {
+                head.get(at).copied()
+            } else {
+                self.blob.get(at - DESC_HEADER).copied()
+            };
+            match v {
+                Some(v) => *b = v,
+                None => break,
+            }
+            done = i + 1;
+        }
+        Ok(done)
+    }
+}
+
+/// What `IOMMU_GET_HW_INFO` would report for the function.
+fn iommu_pasid(s: PasidStatus) -> IommuPasid {
+    IommuPasid {
+        max_pasid_log2: u8::try_from(s.max_pasids.checked_ilog2().unwrap_or(0)).unwrap_or(0),
+        exec: s.control & 0x2 != 0,
+        privileged: s.control & 0x4 != 0,
+    }
+}
+
+/// Allocates an empty persona model in place (13 KiB: never on the stack).
+fn new_model() -> Result<KBox<PersonaModel>> {
+    KBox::init(
+        try_init!(PersonaModel {
+            name: [0; MAX_NAME],
+            name_len: 0,
+            version: Version::default(),
+            ids: Ids::default(),
+            emulated_ids: 0,
+            config_size: 0,
+            caps <- pin_init::init_array_from_fn(|_| CapEntry::default()),
+            n_caps: 0,
+            rule <- pin_init::init_zeroed(),
+            value <- pin_init::init_zeroed(),
+            mask <- pin_init::init_zeroed(),
+        }),
+        GFP_KERNEL,
+    )
+}
+
+/// The auto persona: the device's identity layout, plus a synthesized PASID capability when the
+/// device has extended config space and the IOMMU gives it PASIDs.
+pub(crate) fn auto_blob(dump: &[u8], pasid: PasidStatus) -> Result<KVVec<u8>> {
+    let iommu = iommu_pasid(pasid);
+    let pasid = (dump.len() == SPACE && iommu.max_pasid_log2 > 0).then_some(PasidRequest {
+        width: iommu.max_pasid_log2.min(20),
+        exec: iommu.exec,
+        privileged: iommu.privileged,
+        offset: None,
+    });
+    let opts = DeriveOptions {
+        name: None,
+        version: Version { major: 1, minor: 0 },
+        pasid,
+    };
+    let mut model = new_model()?;
+    let mut out = KVVec::from_elem(0u8, MAX_BLOB, GFP_KERNEL)?;
+    let n = derive_blob(dump, &opts, &mut model, &mut out).map_err(|_| EINVAL)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// A persona selection a user wrote to sysfs.
+pub(crate) enum Selector<'a> {
+    /// Derive from the device.
+    Auto,
+    /// A named persona from the firmware loader.
+    Named {
+        /// `name@major.minor`, validated.
+        spec: &'a str,
+        /// Name part.
+        name: &'a str,
+        /// Version part.
+        version: Version,
+    },
+}
+
+/// Parses `auto` or `name@major.minor` (one trailing newline allowed).
+///
+/// # Errors
+///
+/// `EINVAL` for anything else: names are `[A-Za-z0-9._:-]`, so a selector can never name a file
+/// outside the firmware folder.
+pub(crate) fn parse_selector(input: &[u8]) -> Result<Selector<'_>> {
+    let input = input.strip_suffix(b"\n").unwrap_or(input);
+    if input.len() > MAX_SELECTOR {
+        return Err(EINVAL);
+    }
+    let s = core::str::from_utf8(input).map_err(|_| EINVAL)?;
+    if s == "auto" {
+        return Ok(Selector::Auto);
+    }
+    let (name, ver) = s.split_once('@').ok_or(EINVAL)?;
+    let name_ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    let (major, minor) = ver.split_once('.').ok_or(EINVAL)?;
+    let num = |t: &str| -> Result<u16> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(EINVAL);
+        }
+        t.parse::<u16>().map_err(|_| EINVAL)
+    };
+    let version = Version {
+        major: num(major)?,
+        minor: num(minor)?,
+    };
+    if !name_ok {
+        return Err(EINVAL);
+    }
+    Ok(Selector::Named {
+        spec: s,
+        name,
+        version,
+    })
+}
+
+/// Loads `persona-vfio-pci/<name>@<major>.<minor>.bin` and checks it holds that persona.
+///
+/// # Errors
+///
+/// `ENOENT` when there is no such file, `EFBIG` when it is too large, `EINVAL` when it holds
+/// another persona, `ENOMEM`.
+pub(crate) fn load_firmware(core: &CoreDevice, sel: &Selector<'_>) -> Result<KVVec<u8>> {
+    let dev = core.as_dev();
+    let Selector::Named {
+        spec,
+        name,
+        version,
+    } = sel
+    else {
+        return Err(EINVAL);
+    };
+    let path = CString::try_from_fmt(fmt!("persona-vfio-pci/{}.bin", spec))?;
+    let fw = Firmware::request_nowarn(&path, core).inspect_err(|e| {
+        dev_err!(dev, "persona {}: cannot load {:?} ({:?})\n", spec, &*path, e);
+    })?;
+    let data = fw.data();
+    if data.len() > MAX_BLOB {
+        dev_err!(dev, "persona {}: file too large ({} bytes)\n", spec, data.len());
+        return Err(EFBIG);
+    }
+    let mut blob = KVVec::with_capacity(data.len(), GFP_KERNEL)?;
+    blob.extend_from_slice(data, GFP_KERNEL)?;
+    if let Ok(p) = PersonaRef::parse(&blob) {
+        if p.name() != *name || p.version() != *version {
+            dev_err!(
+                dev,
+                "persona {}: the file holds {}@{}.{}\n",
+                spec,
+                p.name(),
+                p.version().major,
+                p.version().minor
+            );
+            return Err(EINVAL);
+        }
+    }
+    Ok(blob)
+}
