@@ -92,7 +92,10 @@ fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result
     };
     let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
     let len = io.len();
-    if off.checked_add(len).is_none_or(|end| end > state.dump.len()) {
+    if off
+        .checked_add(len)
+        .is_none_or(|end| end > state.dump.len())
+    {
         return Err(EINVAL);
     }
     let mut done = 0usize;

@@ -70,7 +70,11 @@ impl State {
                 e
             );
             if let Err(e) = state.select(core, &Selector::Auto) {
-                dev_warn!(dev, "no persona ({:?}): presenting the device as vfio-pci does\n", e);
+                dev_warn!(
+                    dev,
+                    "no persona ({:?}): presenting the device as vfio-pci does\n",
+                    e
+                );
             }
         }
         Ok(state)
@@ -174,9 +178,9 @@ impl vfio::Driver for PersonaDevice {
                 state.dump.get(1).copied().unwrap_or(0),
             ]));
             let ty = vfio::VENDOR_REGION_TYPE | vendor;
-            if let Err(e) = dev
-                .core()
-                .register_desc_region(ty, persona::DESC_SUBTYPE, active.desc_len())
+            if let Err(e) =
+                dev.core()
+                    .register_desc_region(ty, persona::DESC_SUBTYPE, active.desc_len())
             {
                 dev.core().disable();
                 return Err(e);
@@ -192,6 +196,25 @@ impl vfio::Driver for PersonaDevice {
         let mut state = dev.data().lock_state();
         state.open = false;
         dev.core().close_device();
+    }
+
+    fn pasid_attach_ioas(dev: &Device<Self>, pasid: u32, pt_id: &mut u32) -> Result {
+        let width = {
+            let state = dev.data().lock_state();
+            let info = state
+                .persona
+                .as_ref()
+                .and_then(|a| a.persona().ok())
+                .and_then(|p| p.pasid());
+            // A persona without PASID presents no PASID capability: the device has none.
+            info.ok_or(EOPNOTSUPP)?.width
+        };
+        // PASID 0 is the RID's (vfio would otherwise attach the RID through the PASID path), and
+        // a PASID must fit the width the persona advertises.
+        if pasid == 0 || u64::from(pasid) >= 1u64 << width {
+            return Err(EINVAL);
+        }
+        dev.core().pasid_attach_ioas(pasid, pt_id)
     }
 
     fn persona_show(dev: &Device<Self>, out: &mut [u8]) -> Result<usize> {

@@ -244,11 +244,22 @@ pub(crate) fn load_firmware(core: &CoreDevice, sel: &Selector<'_>) -> Result<KVV
     };
     let path = CString::try_from_fmt(fmt!("persona-vfio-pci/{}.bin", spec))?;
     let fw = Firmware::request_nowarn(&path, core).inspect_err(|e| {
-        dev_err!(dev, "persona {}: cannot load {:?} ({:?})\n", spec, &*path, e);
+        dev_err!(
+            dev,
+            "persona {}: cannot load {:?} ({:?})\n",
+            spec,
+            &*path,
+            e
+        );
     })?;
     let data = fw.data();
     if data.len() > MAX_BLOB {
-        dev_err!(dev, "persona {}: file too large ({} bytes)\n", spec, data.len());
+        dev_err!(
+            dev,
+            "persona {}: file too large ({} bytes)\n",
+            spec,
+            data.len()
+        );
         return Err(EFBIG);
     }
     let mut blob = KVVec::with_capacity(data.len(), GFP_KERNEL)?;

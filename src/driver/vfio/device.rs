@@ -65,7 +65,8 @@ impl RegionIo {
 
     /// Moves the file position forward by `done` bytes after a successful access.
     pub(crate) fn advance(&mut self, done: usize) {
-        let done = kernel::bindings::loff_t::try_from(done).unwrap_or(kernel::bindings::loff_t::MAX);
+        let done =
+            kernel::bindings::loff_t::try_from(done).unwrap_or(kernel::bindings::loff_t::MAX);
         // SAFETY: By the type's construction, `pos` is valid for the duration of the callback.
         unsafe { *self.pos = (*self.pos).saturating_add(done) };
     }
@@ -138,7 +139,13 @@ impl CoreDevice {
     pub(crate) fn pasid_status(&self) -> PasidStatus {
         let (mut max, mut status) = (0u32, 0 as c_int);
         // SAFETY: By the type invariants `pdev` is the bound function; the shim only reads.
-        unsafe { bindings::pvp_shim_pasid_info(bindings::pvp_shim_pdev(self.as_raw()), &mut max, &mut status) };
+        unsafe {
+            bindings::pvp_shim_pasid_info(
+                bindings::pvp_shim_pdev(self.as_raw()),
+                &mut max,
+                &mut status,
+            )
+        };
         PasidStatus {
             max_pasids: max,
             control: u16::try_from(status).unwrap_or(0),
@@ -147,9 +154,17 @@ impl CoreDevice {
 
     /// A read or write of `len` bytes of the config region at physical offset `phys`, through
     /// vfio-pci-core's own config virtualisation, with `buf` the user's buffer.
-    pub(crate) fn config_rw_user(&self, buf: UserPtr, len: usize, phys: u16, write: bool) -> Result<usize> {
-        let mut pos = kernel::bindings::loff_t::try_from((CONFIG_REGION_INDEX << OFFSET_SHIFT) | u64::from(phys))
-            .map_err(|_| EINVAL)?;
+    pub(crate) fn config_rw_user(
+        &self,
+        buf: UserPtr,
+        len: usize,
+        phys: u16,
+        write: bool,
+    ) -> Result<usize> {
+        let mut pos = kernel::bindings::loff_t::try_from(
+            (CONFIG_REGION_INDEX << OFFSET_SHIFT) | u64::from(phys),
+        )
+        .map_err(|_| EINVAL)?;
         let p = buf.as_mut_ptr().cast::<c_char>();
         // SAFETY: `pos` lives for the call; the core treats `p` as an untrusted user pointer of
         // `len` bytes and accesses config space only.
@@ -167,7 +182,9 @@ impl CoreDevice {
     pub(crate) fn register_desc_region(&self, ty: u32, subtype: u32, size: usize) -> Result {
         // SAFETY: By the type invariants the core device is initialised; the core frees the
         // region in `vfio_pci_core_disable()` at close.
-        to_result(unsafe { bindings::pvp_shim_register_desc_region(self.as_raw(), ty, subtype, size) })
+        to_result(unsafe {
+            bindings::pvp_shim_register_desc_region(self.as_raw(), ty, subtype, size)
+        })
     }
 
     /// `vfio_pci_core_finish_enable()`: the second half of opening, after variant set-up.
@@ -230,6 +247,21 @@ impl CoreDevice {
     ) -> Result {
         // SAFETY: Forwarded from VFIO's callback per the function's contract.
         to_result(unsafe { bindings::vfio_pci_ioctl_get_region_info(self.vdev(), info, caps) })
+    }
+
+    /// `vfio_iommufd_physical_pasid_attach_ioas()`.
+    pub(crate) fn pasid_attach_ioas(&self, pasid: u32, pt_id: &mut u32) -> Result {
+        // SAFETY: The device is bound to an iommufd (VFIO calls this op only then, under the
+        // device set lock); `pt_id` is a valid in/out pointer for the call.
+        to_result(unsafe {
+            bindings::vfio_iommufd_physical_pasid_attach_ioas(self.vdev(), pasid, pt_id)
+        })
+    }
+
+    /// `vfio_iommufd_physical_pasid_detach_ioas()`.
+    pub(crate) fn pasid_detach_ioas(&self, pasid: u32) {
+        // SAFETY: As for `pasid_attach_ioas`.
+        unsafe { bindings::vfio_iommufd_physical_pasid_detach_ioas(self.vdev(), pasid) }
     }
 
     /// `vfio_pci_core_request()`: asks the user to release the device.

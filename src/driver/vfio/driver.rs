@@ -51,6 +51,17 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
         dev.core().device_feature(flags, arg, argsz)
     }
 
+    /// Attaches `pasid` of the device to the IOAS or HWPT `pt_id` (a second attach replaces);
+    /// `pt_id` is updated to the HWPT used.
+    fn pasid_attach_ioas(dev: &Device<Self>, pasid: u32, pt_id: &mut u32) -> Result {
+        dev.core().pasid_attach_ioas(pasid, pt_id)
+    }
+
+    /// Detaches `pasid` of the device.
+    fn pasid_detach_ioas(dev: &Device<Self>, pasid: u32) {
+        dev.core().pasid_detach_ioas(pasid)
+    }
+
     /// Shows the `persona` sysfs attribute into `out` (a page); returns the length.
     fn persona_show(_dev: &Device<Self>, _out: &mut [u8]) -> Result<usize> {
         Err(EOPNOTSUPP)

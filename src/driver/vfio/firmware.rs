@@ -5,8 +5,8 @@
 //! The kernel crate's `firmware` module needs `CONFIG_RUST_FW_LOADER_ABSTRACTIONS`, which a
 //! distribution kernel may not set; the C API is always there with `CONFIG_FW_LOADER`.
 
-use core::ptr::{self, NonNull};
 use super::CoreDevice;
+use core::ptr::{self, NonNull};
 use kernel::{error::to_result, prelude::*, str::CStr};
 
 /// A loaded firmware file; released on drop.

@@ -10,11 +10,14 @@ mod bindings;
 mod device;
 mod driver;
 mod firmware;
-mod zeroed;
 #[doc(hidden)]
 pub(crate) mod ops;
+mod zeroed;
 
-pub(crate) use device::{copy_from_user_at, copy_to_user_at, default_persona, VENDOR_REGION_TYPE, CoreDevice, Device, PasidStatus, RegionIo, CONFIG_REGION_INDEX};
+pub(crate) use device::{
+    copy_from_user_at, copy_to_user_at, default_persona, CoreDevice, Device, PasidStatus, RegionIo,
+    CONFIG_REGION_INDEX, VENDOR_REGION_TYPE,
+};
 pub(crate) use driver::{Driver, Registration};
 pub(crate) use firmware::Firmware;
 

@@ -435,8 +435,12 @@ pub(crate) unsafe fn pasid_attach_ioas<T: Driver>(
     pasid: u32,
     pt: *mut u32,
 ) -> c_int {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_iommufd_physical_pasid_attach_ioas(v, pasid, pt) }
+    // SAFETY: VFIO passes a valid in/out `pt_id` for the duration of the call.
+    let Some(pt) = (unsafe { pt.as_mut() }) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `v` is a registered device of this driver.
+    from_result(|| T::pasid_attach_ioas(unsafe { dev::<T>(v) }, pasid, pt).map(|()| 0))
 }
 
 /// `vfio_device_ops.pasid_detach_ioas`.
@@ -445,8 +449,8 @@ pub(crate) unsafe fn pasid_attach_ioas<T: Driver>(
 ///
 /// The callback's arguments, forwarded unchanged.
 pub(crate) unsafe fn pasid_detach_ioas<T: Driver>(v: *mut bindings::vfio_device, pasid: u32) {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_iommufd_physical_pasid_detach_ioas(v, pasid) }
+    // SAFETY: `v` is a registered device of this driver.
+    T::pasid_detach_ioas(unsafe { dev::<T>(v) }, pasid)
 }
 
 /// `persona` attribute `show` (sysfs gives a page-sized buffer).
