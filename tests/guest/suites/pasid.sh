@@ -112,23 +112,28 @@ tap_kselftest "vfio-pci" env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=$
 pvp-bind "$n0" none >/dev/null 2>&1
 
 # 3b. persona-vfio-pci. What it should do depends on what its persona for the device shows:
-# a PASID capability (offset from the driver's sysfs "persona" attribute) means the driver's
-# own PASID validation applies; without one the expectations stay vfio-pci's, and the case
-# that needs the driver's validation (PASID 0 rejected) is skipped.
+# a PASID capability (its offset from the driver's sysfs "persona" attribute, else wherever the
+# extended chain seen through VFIO leads to one) means the driver's own PASID validation
+# applies; without one the expectations stay vfio-pci's, and the cases that need the driver's
+# validation are skipped.
 if [ ! -d "/sys/bus/pci/drivers/$drv" ]; then
 	tap_skip "$drv: PASID test" "$drv is not registered"
 else
 	penv= excl=
 	pvp-bind "$n0" "$drv" >/dev/null 2>&1
 	poff=$(grep -i pasid "$dev/persona" 2>/dev/null | grep -io '0x[0-9a-f]*' | head -n 1)
+	[ -n "$poff" ] || poff=$(env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=$width \
+		PVP_PASID_CAP_OFFSET=auto "$T" -t config_virtual_capability 2>&1 |
+		sed -n 's/.*virtual capability at \(0x[0-9a-f]*\),.*/\1/p' | head -n 1)
+	echo "# $drv: virtual PASID capability: ${poff:-none}"
 	if [ -n "$poff" ]; then
 		penv="PVP_PASID_CAP_OFFSET=$poff PVP_EXPECT_PASID0=EINVAL PVP_EXPECT_PASID0_RID=EINVAL PVP_EXPECT_PASID_HUGE=EINVAL"
 	else
 		excl="-T neg_pasid0 -T config_physical_control_protected"
 		tap_skip "$drv: pasid.neg_pasid0" \
-			"PASID 0 rejection needs a persona presenting PASID (none shown in $dev/persona)"
+			"PASID 0 rejection needs a persona presenting PASID (none visible)"
 		tap_skip "$drv: pasid.config_physical_control_protected" \
-			"guarding the physical PASID Control needs a persona presenting PASID (none shown in $dev/persona)"
+			"guarding the physical PASID Control needs a persona presenting PASID (none visible)"
 	fi
 	# shellcheck disable=SC2086 # $penv and $excl are lists
 	tap_kselftest "$drv" env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=$width $penv \
