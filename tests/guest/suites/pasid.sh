@@ -4,7 +4,8 @@
 # present a PASID capability by the test-only fixture (tests/fixtures/pasid), checked against
 # the intel-iommu's own tables (debugfs) by persona_pasid_test:
 #   1. without the fixture: the nvme has no PASID, every attach still returns 0 on vfio-pci, and
-#      the oracle must report the PASIDs not bound (it is not vacuous);
+#      the oracle must report the PASIDs not bound (it is not vacuous); persona-vfio-pci, whose
+#      persona then has no PASID, refuses the attaches (EOPNOTSUPP);
 #   2. the fixture loaded: the nvme, removed and rescanned, has a PASID capability that the
 #      IOMMU driver enabled;
 #   3. the PASID test on vfio-pci (the control), then on persona-vfio-pci;
@@ -85,6 +86,14 @@ tap_ok "$([ "$rc" != 0 ] && printf '%s' "$out" | grep -q 'PASID 0x1: not listed'
 	"no fixture: the bulk PASID test fails on the oracle (PASID 1 not listed) although every attach returned 0" \
 	"exit $rc; $(printf '%s' "$out" | grep -E 'not ok|#.*:[0-9]+:' | head -n 4)"
 pvp-bind "$n0" none >/dev/null 2>&1
+# persona-vfio-pci on the same device: its persona has no PASID, so it refuses PASID attach
+# (EOPNOTSUPP) rather than returning 0 for nothing; the oracle agrees nothing is bound.
+if [ -d "/sys/bus/pci/drivers/$drv" ]; then
+	tap_kselftest "no fixture, $drv" env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=0 \
+		PVP_NO_PASID=1 PVP_EXPECT_NOCAP_ATTACH=EOPNOTSUPP "$T" \
+		-t no_pasid_device_not_bound
+	pvp-bind "$n0" none >/dev/null 2>&1
+fi
 
 # 2. The fixture.
 out=$(insmod "$FX" 2>&1)
