@@ -16,7 +16,7 @@ tap_ok $([ "$rc" = 0 ] && echo "$out" | grep -qx 0x10c9; echo $?) "--devices add
 out=$("$GR" -- 'exit 7' 2>&1); rc=$?
 tap_ok $([ "$rc" = 7 ]; echo $?) "the command's exit status is guest-run's (7)" "rc=$rc $out"
 
-out=$("$GR" -- 'command -v vfio-persona && test -f /repo/build/module/persona_vfio_pci.ko && test -x \"\$PVP_KBUILD/selftests-vfio/vfio_pci_device_test\"' 2>&1); rc=$?
+out=$("$GR" -- 'command -v vfio-persona && command -v pvp-bind && command -v vfio_pci_device_test && test -f /repo/build/module/persona_vfio_pci.ko' 2>&1); rc=$?
 tap_ok "$rc" "the project's tools are on PATH in the guest" "$out"
 
 start=$(date +%s)
