@@ -20,9 +20,9 @@ out=$("$GR" -- 'command -v vfio-persona && command -v pvp-bind && command -v vfi
 tap_ok "$rc" "the project's tools are on PATH in the guest" "$out"
 
 start=$(date +%s)
-out=$("$GR" --timeout 25 -- sleep 600 2>&1); rc=$?
+out=$("$GR" --timeout 12 -- sleep 600 2>&1); rc=$?
 took=$(( $(date +%s) - start ))
-tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'timed out after 25s'; echo $?) "a hung guest fails with 'timed out' (rc=$rc after ${took}s)" "$out"
+tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'timed out after 12s'; echo $?) "a hung guest fails with 'timed out' (rc=$rc after ${took}s)" "$out"
 
 out=$("$GR" --timeout 120 -- 'echo 1 >/proc/sys/kernel/sysrq; echo c >/proc/sysrq-trigger; sleep 60' 2>&1); rc=$?
 tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'kernel panicked'; echo $?) "a panicking guest fails with 'kernel panicked'" "$out"
