@@ -298,6 +298,6 @@ else
 	rmmod pasid_fixture 2>/dev/null
 fi
 
-bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|possible circular|lockdep' | head -n 3)
+bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection fault|possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage' | head -n 3)
 tap_ok "$([ -z "$bad" ]; echo $?)" "no kernel warning, oops or lockdep report" "$bad"
 finish
