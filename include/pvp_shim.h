@@ -20,6 +20,7 @@ struct vfio_region_info;
 struct vfio_info_cap;
 struct vm_area_struct;
 struct iommufd_ctx;
+struct file;
 
 /* --- Provided by the shim --- */
 
@@ -54,7 +55,40 @@ const char *pvp_shim_default_persona(void);
 int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u32 subtype,
 				  size_t size);
 
+/*
+ * Migration: install the migration ops (trampolines to the pvp_rs_migration_* functions) with
+ * these VFIO_MIGRATION_* flags; call before registration. The next single arc towards @new, by
+ * vfio_mig_get_next_state().
+ */
+void pvp_shim_enable_migration(struct vfio_pci_core_device *vdev, u32 flags);
+int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next);
+
+/* A migration data fd (stream, not seekable) with @priv as private data; ERR_PTR on failure. */
+struct file *pvp_shim_mig_file(void *priv, bool writable);
+void pvp_shim_fput(struct file *filp);
+struct vfio_precopy_info;
+int pvp_shim_check_precopy_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg,
+				 struct vfio_precopy_info *info);
+void pvp_shim_vdev_get(struct vfio_device *vdev);
+void pvp_shim_vdev_put(struct vfio_device *vdev);
+
+/* 32-bit BAR register access through vfio-pci-core's BAR map (device open). */
+int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 *val);
+int pvp_shim_bar_write32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 val);
+int pvp_shim_bar_write64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 val);
+u64 pvp_shim_bar_len(struct vfio_pci_core_device *vdev, unsigned int bar);
+u64 pvp_shim_vma_region_index(struct vm_area_struct *vma);
+
 /* --- Provided by Rust (src/driver/vfio/ops.rs) --- */
+
+struct file *pvp_rs_migration_set_state(struct vfio_device *vdev, u32 new_state);
+int pvp_rs_migration_get_state(struct vfio_device *vdev, u32 *state);
+int pvp_rs_migration_get_data_size(struct vfio_device *vdev, unsigned long *stop_copy_length);
+ssize_t pvp_rs_mig_read(void *priv, char __user *buf, size_t len);
+ssize_t pvp_rs_mig_write(void *priv, const char __user *buf, size_t len);
+long pvp_rs_mig_ioctl(void *priv, unsigned int cmd, unsigned long arg);
+void pvp_rs_mig_release(void *priv);
+
 
 ssize_t pvp_rs_persona_show(struct vfio_pci_core_device *vdev, char *buf);
 ssize_t pvp_rs_persona_store(struct vfio_pci_core_device *vdev, const char *buf, size_t count);

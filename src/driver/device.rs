@@ -12,6 +12,8 @@
 //! before unlocking (see [`StateGuard`]). This is the deferred-reset pattern of mlx5 and virtio.
 
 use crate::{
+    edu::{self, Edu},
+    migration::{self, Migration, Session},
     persona::{self, Active, Selector},
     persona_core::{overlay::OverlayState, persona::SPACE},
     vfio::{self, CoreDevice, Device, RegionIo},
@@ -37,12 +39,17 @@ pub(crate) struct State {
     pub(crate) regs: KBox<OverlayState>,
     /// A user has the device open: the persona cannot change.
     pub(crate) open: bool,
+    /// Migration, for devices with a backend (the edu); `None`: no migration feature.
+    pub(crate) mig: Option<Migration>,
 }
 
 impl State {
     /// Returns every emulated register to the persona's reset value.
     fn reset(&mut self) {
         self.resets = self.resets.wrapping_add(1);
+        if let Some(mig) = &mut self.mig {
+            mig.reset();
+        }
         if let Some(active) = &self.persona {
             self.regs.reset(&active.map);
         }
@@ -52,12 +59,20 @@ impl State {
         let mut dump = KVVec::from_elem(0u8, SPACE, GFP_KERNEL)?;
         let n = core.read_physical_config(&mut dump)?;
         dump.truncate(n);
+        let id = |at: usize| {
+            u16::from_le_bytes([
+                dump.get(at).copied().unwrap_or(0),
+                dump.get(at + 1).copied().unwrap_or(0),
+            ])
+        };
+        let mig = Edu::matches(id(0), id(2)).then(Migration::new);
         let mut state = State {
             resets: 0,
             dump,
             persona: None,
             regs: KBox::init(pin_init::init_zeroed::<OverlayState>(), GFP_KERNEL)?,
             open: false,
+            mig,
         };
         let dev = core.as_dev();
         let wanted = vfio::default_persona().to_bytes();
@@ -103,6 +118,9 @@ pub(crate) struct PersonaDevice {
     /// A reset finished while `state` was held; the holder resets before unlocking.
     #[pin]
     reset_pending: SpinLock<bool>,
+    /// The device has a migration backend (`state.mig` is `Some`); fixed at bind, so that
+    /// `mmap` (under `mmap_lock`) never takes `state`, which is held across user copies.
+    migratable: bool,
 }
 
 /// `state` locked; on drop, runs any deferred reset before unlocking.
@@ -160,10 +178,15 @@ impl PersonaDevice {
 }
 
 impl vfio::Driver for PersonaDevice {
+    type DataFile = Session;
+
     fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
+        let state = State::new(core);
+        let migratable = state.as_ref().is_ok_and(|s| s.mig.is_some());
         try_pin_init!(PersonaDevice {
-            state <- new_mutex!(State::new(core)?),
+            state <- new_mutex!(state?),
             reset_pending <- new_spinlock!(false),
+            migratable,
         })
     }
 
@@ -195,6 +218,9 @@ impl vfio::Driver for PersonaDevice {
     fn close_device(dev: &Device<Self>) {
         let mut state = dev.data().lock_state();
         state.open = false;
+        if let Some(mig) = &mut state.mig {
+            mig.reset();
+        }
         dev.core().close_device();
     }
 
@@ -279,7 +305,54 @@ impl vfio::Driver for PersonaDevice {
         if io.region_index() == vfio::CONFIG_REGION_INDEX {
             return crate::config::write(dev, io);
         }
+        if io.region_index() == u64::from(edu::BAR) {
+            let mut state = dev.data().lock_state();
+            if let Some(mig) = &mut state.mig {
+                let (held, frozen) = mig.gates();
+                return mig.edu.write(dev.core(), io, held, frozen);
+            }
+        }
         dev.core().write(io)
+    }
+
+    fn migration_flags(dev: &Device<Self>) -> u32 {
+        if dev.data().migratable {
+            migration::CAPS.0
+        } else {
+            0
+        }
+    }
+
+    fn migration_set_state(dev: &Device<Self>, new: u32) -> Result<Option<vfio::NewFile>> {
+        let mut guard = dev.data().lock_state();
+        let state = &mut *guard;
+        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
+        let mut ctx = migration::Ctx {
+            core: dev.core(),
+            persona: state.persona.as_ref(),
+            regs: &mut state.regs,
+        };
+        mig.set_state(&mut ctx, new)
+    }
+
+    fn migration_get_state(dev: &Device<Self>) -> Result<u32> {
+        let state = dev.data().lock_state();
+        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur.value())
+    }
+
+    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
+        Migration::data_size()
+    }
+
+    fn mmap_allowed(dev: &Device<Self>, index: u64) -> bool {
+        index != u64::from(edu::BAR) || !dev.data().migratable
+    }
+
+    fn region_info_flags(dev: &Device<Self>, index: u32, flags: &mut u32) {
+        if index == edu::BAR && dev.data().migratable {
+            // BAR0 is trapped: QEMU falls back to read/write.
+            *flags &= !vfio::REGION_INFO_FLAG_MMAP;
+        }
     }
 
     fn device_feature(dev: &Device<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {

@@ -10,6 +10,8 @@ use kernel::prelude::*;
 
 mod config;
 mod device;
+mod edu;
+mod migration;
 mod persona;
 mod vfio;
 

@@ -4,7 +4,11 @@
  * macro or a static inline in C, and nothing else. Every behaviour is a pvp_rs_* function in Rust.
  * Module init/exit and MODULE_LICENSE belong to the Rust crate root (module! macro).
  */
+#include <linux/anon_inodes.h>
 #include <linux/build_bug.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/io.h>
 #include <linux/iommu.h>
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
@@ -186,4 +190,153 @@ int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u
 {
 	return vfio_pci_core_register_dev_region(vdev, type, subtype, &pvp_shim_desc_regops, size,
 						 VFIO_REGION_INFO_FLAG_READ, NULL);
+}
+
+/*
+ * Migration. The state callbacks take a C enum, whose kCFI type hash Rust cannot produce out of
+ * tree: these trampolines pass it on as a u32. The table is set only for devices Rust gives
+ * migration flags to, before registration (vfio_pci_core_register_device() checks the table).
+ */
+static struct file *pvp_shim_mig_set_state(struct vfio_device *vdev,
+					   enum vfio_device_mig_state new_state)
+{
+	return pvp_rs_migration_set_state(vdev, new_state);
+}
+
+static int pvp_shim_mig_get_state(struct vfio_device *vdev,
+				  enum vfio_device_mig_state *curr_state)
+{
+	u32 state;
+	int ret = pvp_rs_migration_get_state(vdev, &state);
+
+	if (!ret)
+		*curr_state = state;
+	return ret;
+}
+
+static const struct vfio_migration_ops pvp_shim_mig_ops = {
+	.migration_set_state		= pvp_shim_mig_set_state,
+	.migration_get_state		= pvp_shim_mig_get_state,
+	.migration_get_data_size	= pvp_rs_migration_get_data_size,
+};
+
+void pvp_shim_enable_migration(struct vfio_pci_core_device *vdev, u32 flags)
+{
+	vdev->vdev.migration_flags = flags;
+	vdev->vdev.mig_ops = &pvp_shim_mig_ops;
+}
+
+int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next)
+{
+	enum vfio_device_mig_state n;
+	int ret = vfio_mig_get_next_state(vdev, cur, new, &n);
+
+	if (!ret)
+		*next = n;
+	return ret;
+}
+
+/* The data fd: private_data is Rust's, every operation is Rust's. */
+static ssize_t pvp_shim_mig_read(struct file *filp, char __user *buf, size_t len, loff_t *pos)
+{
+	return pvp_rs_mig_read(filp->private_data, buf, len);
+}
+
+static ssize_t pvp_shim_mig_write(struct file *filp, const char __user *buf, size_t len,
+				  loff_t *pos)
+{
+	return pvp_rs_mig_write(filp->private_data, buf, len);
+}
+
+static long pvp_shim_mig_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	return pvp_rs_mig_ioctl(filp->private_data, cmd, arg);
+}
+
+static int pvp_shim_mig_release(struct inode *inode, struct file *filp)
+{
+	pvp_rs_mig_release(filp->private_data);
+	return 0;
+}
+
+static const struct file_operations pvp_shim_mig_fops = {
+	.owner		= THIS_MODULE,
+	.read		= pvp_shim_mig_read,
+	.write		= pvp_shim_mig_write,
+	.unlocked_ioctl	= pvp_shim_mig_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.release	= pvp_shim_mig_release,
+};
+
+struct file *pvp_shim_mig_file(void *priv, bool writable)
+{
+	struct file *filp = anon_inode_getfile("[persona_vfio_pci_mig]", &pvp_shim_mig_fops, priv,
+					       writable ? O_WRONLY : O_RDONLY);
+
+	if (!IS_ERR(filp))
+		stream_open(filp->f_inode, filp);
+	return filp;
+}
+
+void pvp_shim_fput(struct file *filp)
+{
+	fput(filp);
+}
+
+int pvp_shim_check_precopy_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg,
+				 struct vfio_precopy_info *info)
+{
+	return vfio_check_precopy_ioctl(vdev, cmd, arg, info);
+}
+
+void pvp_shim_vdev_get(struct vfio_device *vdev)
+{
+	get_device(&vdev->device);
+}
+
+void pvp_shim_vdev_put(struct vfio_device *vdev)
+{
+	vfio_put_device(vdev);
+}
+
+/* BAR registers, for a backend's save and restore (the BAR maps exist while the device is open). */
+int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 *val)
+{
+	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
+
+	if (IS_ERR(io))
+		return PTR_ERR(io);
+	*val = ioread32(io + off);
+	return 0;
+}
+
+int pvp_shim_bar_write32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 val)
+{
+	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
+
+	if (IS_ERR(io))
+		return PTR_ERR(io);
+	iowrite32(val, io + off);
+	return 0;
+}
+
+int pvp_shim_bar_write64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 val)
+{
+	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
+
+	if (IS_ERR(io))
+		return PTR_ERR(io);
+	writeq(val, io + off);
+	return 0;
+}
+
+u64 pvp_shim_bar_len(struct vfio_pci_core_device *vdev, unsigned int bar)
+{
+	return bar < PCI_STD_NUM_BARS ? pci_resource_len(vdev->pdev, bar) : 0;
+}
+
+/* The VFIO region index an mmap() of the device file addresses. */
+u64 pvp_shim_vma_region_index(struct vm_area_struct *vma)
+{
+	return vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
 }

@@ -109,6 +109,30 @@ impl OverlayState {
     pub fn reset(&mut self, map: &OverlayMap) {
         self.value.copy_from_slice(&map.reset);
     }
+
+    /// Returns the registers' bytes, one per emulated slot (the migration record).
+    pub fn as_bytes(&self) -> &[u8; MAX_EMULATED] {
+        &self.value
+    }
+
+    /// Returns `true` if `bytes` is a state `map` can reach: every bit a guest cannot write
+    /// holds its reset value (so unused slots are zero).
+    pub fn is_reachable(map: &OverlayMap, bytes: &[u8; MAX_EMULATED]) -> bool {
+        bytes
+            .iter()
+            .zip(map.reset.iter().zip(map.wmask.iter()))
+            .all(|(&b, (&r, &m))| (b ^ r) & !m == 0)
+    }
+
+    /// Takes the registers' bytes from `bytes`, if [`OverlayState::is_reachable`] accepts them;
+    /// returns whether it did.
+    pub fn load(&mut self, map: &OverlayMap, bytes: &[u8; MAX_EMULATED]) -> bool {
+        if !Self::is_reachable(map, bytes) {
+            return false;
+        }
+        self.value.copy_from_slice(bytes);
+        true
+    }
 }
 
 fn rule_of(e: u16) -> Rule {

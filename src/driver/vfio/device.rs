@@ -86,11 +86,11 @@ impl CoreDevice {
         unsafe { &*ptr.cast() }
     }
 
-    fn as_raw(&self) -> *mut bindings::vfio_pci_core_device {
+    pub(super) fn as_raw(&self) -> *mut bindings::vfio_pci_core_device {
         self.0.get()
     }
 
-    fn vdev(&self) -> *mut bindings::vfio_device {
+    pub(super) fn vdev(&self) -> *mut bindings::vfio_device {
         // `vdev` is the first member of `vfio_pci_core_device` (checked in the shim).
         self.as_raw().cast()
     }
@@ -310,6 +310,9 @@ pub(crate) fn copy_from_user_at(io: &RegionIo, at: usize, out: &mut [u8]) -> Res
         .reader()
         .read_slice(out)
 }
+
+/// `VFIO_REGION_INFO_FLAG_MMAP`: the region may be mapped.
+pub(crate) const REGION_INFO_FLAG_MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
 
 /// Region type of device-specific regions: `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`, or'ed with the
 /// PCI vendor ID.

@@ -5,6 +5,7 @@
 use super::{
     bindings,
     device::{Device, RegionIo},
+    migration::{DataFileOps, NewFile},
 };
 use kernel::{error::to_result, prelude::*, uaccess::UserPtr};
 
@@ -15,6 +16,10 @@ use kernel::{error::to_result, prelude::*, uaccess::UserPtr};
 /// implementation overrides only what it changes. The C shim's tables reach these methods through
 /// the entry points [`declare_vfio_pci_driver!`](crate::declare_vfio_pci_driver) generates.
 pub(crate) trait Driver: Sized + Send + Sync + 'static {
+    /// The session behind a migration data fd (any [`DataFileOps`] type when the driver offers
+    /// no migration).
+    type DataFile: DataFileOps;
+
     /// Initialises the per-device data in place, inside VFIO's allocation (its `init` callback,
     /// after vfio-pci-core's own initialisation).
     fn new(core: &super::CoreDevice) -> impl PinInit<Self, Error>;
@@ -76,6 +81,37 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
     fn desc_rw(_dev: &Device<Self>, _io: &mut RegionIo, _write: bool) -> Result<usize> {
         Err(EINVAL)
     }
+
+    /// The `VFIO_MIGRATION_*` flags of the device, asked once before it is registered; 0 (the
+    /// default) offers no migration: VFIO then reports the feature as unsupported.
+    fn migration_flags(_dev: &Device<Self>) -> u32 {
+        0
+    }
+
+    /// Moves the device to the migration state `new` (a uAPI value); returns the data fd the
+    /// last arc opened, if any. Called only when [`Driver::migration_flags`] offered migration.
+    fn migration_set_state(_dev: &Device<Self>, _new: u32) -> Result<Option<NewFile>> {
+        Err(EOPNOTSUPP)
+    }
+
+    /// The current migration state (a uAPI value).
+    fn migration_get_state(_dev: &Device<Self>) -> Result<u32> {
+        Err(EOPNOTSUPP)
+    }
+
+    /// The number of bytes STOP_COPY would produce now (`VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`).
+    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
+        Err(EOPNOTSUPP)
+    }
+
+    /// Whether region `index` may be mapped with `mmap()` (trapped regions may not).
+    fn mmap_allowed(_dev: &Device<Self>, _index: u64) -> bool {
+        true
+    }
+
+    /// Adjusts the flags `VFIO_DEVICE_GET_REGION_INFO` reports for region `index`, after the
+    /// core filled them in.
+    fn region_info_flags(_dev: &Device<Self>, _index: u32, _flags: &mut u32) {}
 
     /// The PCI core finished resetting the function (FLR, `VFIO_DEVICE_RESET`, bus reset).
     ///

@@ -10,16 +10,18 @@ mod bindings;
 mod device;
 mod driver;
 mod firmware;
+mod migration;
 #[doc(hidden)]
 pub(crate) mod ops;
 mod zeroed;
 
 pub(crate) use device::{
     copy_from_user_at, copy_to_user_at, default_persona, CoreDevice, Device, PasidStatus, RegionIo,
-    CONFIG_REGION_INDEX, VENDOR_REGION_TYPE,
+    CONFIG_REGION_INDEX, REGION_INFO_FLAG_MMAP, VENDOR_REGION_TYPE,
 };
 pub(crate) use driver::{Driver, Registration};
 pub(crate) use firmware::Firmware;
+pub(crate) use migration::{DataFileOps, NewFile};
 
 /// `struct vfio_device`, for the entry-point signatures only.
 #[doc(hidden)]

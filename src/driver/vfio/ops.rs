@@ -60,6 +60,18 @@ macro_rules! declare_vfio_pci_driver {
             persona_show(c: *mut $crate::vfio::RawCoreDevice, buf: *mut kernel::ffi::c_char) -> isize;
             persona_store(c: *mut $crate::vfio::RawCoreDevice, buf: *const kernel::ffi::c_char,
                 n: usize) -> isize;
+            migration_set_state(v: *mut $crate::vfio::RawVfioDevice, new: u32)
+                -> *mut kernel::bindings::file;
+            migration_get_state(v: *mut $crate::vfio::RawVfioDevice, state: *mut u32)
+                -> kernel::ffi::c_int;
+            migration_get_data_size(v: *mut $crate::vfio::RawVfioDevice,
+                len: *mut kernel::ffi::c_ulong) -> kernel::ffi::c_int;
+            mig_read(p: *mut kernel::ffi::c_void, b: *mut kernel::ffi::c_char, n: usize) -> isize;
+            mig_write(p: *mut kernel::ffi::c_void, b: *const kernel::ffi::c_char, n: usize)
+                -> isize;
+            mig_ioctl(p: *mut kernel::ffi::c_void, cmd: kernel::ffi::c_uint,
+                arg: kernel::ffi::c_ulong) -> kernel::ffi::c_long;
+            mig_release(p: *mut kernel::ffi::c_void) -> ();
             desc_rw(c: *mut $crate::vfio::RawCoreDevice, b: *mut kernel::ffi::c_char, n: usize,
                 pos: *mut kernel::bindings::loff_t, write: bool) -> isize;
         );
@@ -141,6 +153,12 @@ pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c
         let core = from_err_ptr(unsafe { bindings::pvp_shim_alloc_device(pdev, size) })?;
         // SAFETY: vfio-pci-core requires the driver data to be the core device.
         unsafe { bindings::pvp_shim_set_drvdata(pdev, core) };
+        // SAFETY: `init` succeeded, so `core` is a container of this driver.
+        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) });
+        if flags != 0 {
+            // SAFETY: Not registered yet: nothing reads the migration fields concurrently.
+            unsafe { bindings::pvp_shim_enable_migration(core, flags) };
+        }
         // SAFETY: `core` is fully initialised and is the function's driver data.
         let r = kernel::error::to_result(unsafe { bindings::vfio_pci_core_register_device(core) });
         if let Err(e) = r {
@@ -246,7 +264,7 @@ pub(crate) unsafe fn close_device<T: Driver>(v: *mut bindings::vfio_device) {
     T::close_device(unsafe { dev::<T>(v) })
 }
 
-fn rw_result(r: Result<usize>) -> isize {
+pub(super) fn rw_result(r: Result<usize>) -> isize {
     match r {
         Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
         Err(e) => isize::try_from(e.to_errno()).unwrap_or(-22),
@@ -331,8 +349,16 @@ pub(crate) unsafe fn get_region_info_caps<T: Driver>(
     info: *mut bindings::vfio_region_info,
     caps: *mut bindings::vfio_info_cap,
 ) -> c_int {
-    // SAFETY: `v` is a registered device of this driver; `info`/`caps` are forwarded as given.
-    from_result(|| unsafe { dev::<T>(v).core().region_info(info, caps) }.map(|()| 0))
+    from_result(|| {
+        // SAFETY: `v` is a registered device of this driver.
+        let dev = unsafe { dev::<T>(v) };
+        // SAFETY: `info`/`caps` are forwarded as given.
+        unsafe { dev.core().region_info(info, caps) }?;
+        // SAFETY: VFIO passes a valid `info` for the duration of the call, filled in by now.
+        let info = unsafe { &mut *info };
+        T::region_info_flags(dev, info.index, &mut info.flags);
+        Ok(0)
+    })
 }
 
 /// `vfio_device_ops.mmap`.
@@ -344,6 +370,12 @@ pub(crate) unsafe fn mmap<T: Driver>(
     v: *mut bindings::vfio_device,
     vma: *mut kernel::bindings::vm_area_struct,
 ) -> c_int {
+    // SAFETY: `vma` is the mapping being set up; the shim reads its page offset.
+    let index = unsafe { bindings::pvp_shim_vma_region_index(vma) };
+    // SAFETY: `v` is a registered device of this driver.
+    if !T::mmap_allowed(unsafe { dev::<T>(v) }, index) {
+        return EINVAL.to_errno();
+    }
     // SAFETY: Forwarded as VFIO gave them; the core validates the mapping.
     unsafe { bindings::vfio_pci_core_mmap(v, vma) }
 }
@@ -500,4 +532,97 @@ pub(crate) unsafe fn desc_rw<T: Driver>(
     let mut io = unsafe { RegionIo::new(b, n, pos) };
     // SAFETY: Regions exist only while the device is open, so `c` is registered.
     rw_result(T::desc_rw(unsafe { dev::<T>(c.cast()) }, &mut io, write))
+}
+
+/// `vfio_migration_ops.migration_set_state` (through the shim's enum trampoline).
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver.
+pub(crate) unsafe fn migration_set_state<T: Driver>(
+    v: *mut bindings::vfio_device,
+    new: u32,
+) -> *mut kernel::bindings::file {
+    // SAFETY: `v` is a registered device of this driver.
+    match T::migration_set_state(unsafe { dev::<T>(v) }, new) {
+        Ok(Some(f)) => f.into_raw(),
+        Ok(None) => core::ptr::null_mut(),
+        Err(e) => e.to_ptr(),
+    }
+}
+
+/// `vfio_migration_ops.migration_get_state` (through the shim's enum trampoline).
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `state` is valid for writes.
+pub(crate) unsafe fn migration_get_state<T: Driver>(
+    v: *mut bindings::vfio_device,
+    state: *mut u32,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: `v` is a registered device of this driver.
+        let s = T::migration_get_state(unsafe { dev::<T>(v) })?;
+        // SAFETY: The shim passes a valid local.
+        unsafe { *state = s };
+        Ok(0)
+    })
+}
+
+/// `vfio_migration_ops.migration_get_data_size`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `len` is valid for writes.
+pub(crate) unsafe fn migration_get_data_size<T: Driver>(
+    v: *mut bindings::vfio_device,
+    len: *mut c_ulong,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: `v` is a registered device of this driver.
+        let n = T::migration_data_size(unsafe { dev::<T>(v) })?;
+        // SAFETY: VFIO passes a valid pointer for the duration of the call.
+        unsafe { *len = c_ulong::try_from(n).map_err(|_| EOVERFLOW)? };
+        Ok(0)
+    })
+}
+
+/// Data fd `read()`.
+///
+/// # Safety
+///
+/// `p` is the private data of a live data fd of this driver.
+pub(crate) unsafe fn mig_read<T: Driver>(p: *mut c_void, b: *mut c_char, n: usize) -> isize {
+    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
+    unsafe { super::migration::mig_read::<T::DataFile>(p, b, n) }
+}
+
+/// Data fd `write()`.
+///
+/// # Safety
+///
+/// `p` is the private data of a live data fd of this driver.
+pub(crate) unsafe fn mig_write<T: Driver>(p: *mut c_void, b: *const c_char, n: usize) -> isize {
+    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
+    unsafe { super::migration::mig_write::<T::DataFile>(p, b, n) }
+}
+
+/// Data fd `ioctl()`.
+///
+/// # Safety
+///
+/// `p` is the private data of a live data fd of this driver.
+pub(crate) unsafe fn mig_ioctl<T: Driver>(p: *mut c_void, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
+    unsafe { super::migration::mig_ioctl::<T::DataFile>(p, cmd, arg) }
+}
+
+/// Data fd `release()`.
+///
+/// # Safety
+///
+/// `p` is the private data of a data fd of this driver being released.
+pub(crate) unsafe fn mig_release<T: Driver>(p: *mut c_void) {
+    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
+    unsafe { super::migration::mig_release::<T::DataFile>(p) }
 }

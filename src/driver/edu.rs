@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The migration backend of QEMU's `edu` device (1234:11e8), the reference backend.
+//!
+//! edu has no save/restore interface, so the driver traps BAR0 (no mmap) and keeps a shadow of
+//! what the device cannot give back: the factorial input (a write starts a computation and the
+//! register then reads the result, so restore replays the input), the liveness value (reads
+//! return its complement), and the DMA source, destination and count (their upper halves do
+//! not read back through 32-bit accesses). Status, IRQ status and the DMA command are read from
+//! the frozen device. Restore replays: IRQ-on-factorial off, factorial (waited for), liveness,
+//! DMA registers, status, then the IRQ status through ack-all and the raise register.
+//!
+//! Limits of this reference backend: the 4 KiB DMA scratch buffer (device address 0x40000) is
+//! reachable only by DMA and is not migrated; the non-start bits of the DMA command register
+//! read back only while a transfer runs, so a finished command is carried for information
+//! only; restoring a non-zero IRQ status raises the interrupt on the destination.
+//!
+//! # Record `TAG_EDU` (0x0001_0001, mandatory), 64 bytes, little-endian
+//!
+//! ```text
+//!   0  u32  flags          bit 0: liveness written, bit 1: factorial written; others 0
+//!   4  u32  liveness       the value last written to 0x04
+//!   8  u32  factorial      the input last written to 0x08
+//!  12  u32  status         0x20, bit 7 (IRQ on factorial) only
+//!  16  u32  irq status     0x24
+//!  20  u32  dma command    0x98 as read; the start bit must be clear
+//!  24  u64  dma source     0x80
+//!  32  u64  dma dest       0x88
+//!  40  u64  dma count      0x90
+//!  48  u32  held command   a DMA start held in a P2P state (0, or bit 0 set, bits 0-2 only)
+//!  52  u32  reserved       0
+//!  56  u64  reserved       0
+//! ```
+
+use crate::vfio::{self, CoreDevice, RegionIo};
+use kernel::{prelude::*, time::Delta};
+
+/// PCI IDs of the device.
+pub(crate) const VENDOR: u16 = 0x1234;
+/// PCI device ID.
+pub(crate) const DEVICE: u16 = 0x11e8;
+
+/// The trapped BAR.
+pub(crate) const BAR: u32 = 0;
+
+/// Record tag of the edu state.
+pub(crate) const TAG_EDU: u32 = 0x0001_0001;
+/// Record length.
+pub(crate) const RECORD_LEN: usize = 64;
+
+const REG_LIVENESS: u32 = 0x04;
+const REG_FACT: u32 = 0x08;
+const REG_STATUS: u32 = 0x20;
+const REG_IRQ_STATUS: u32 = 0x24;
+const REG_IRQ_RAISE: u32 = 0x60;
+const REG_IRQ_ACK: u32 = 0x64;
+const REG_DMA_SRC: u32 = 0x80;
+const REG_DMA_DST: u32 = 0x88;
+const REG_DMA_CNT: u32 = 0x90;
+const REG_DMA_CMD: u32 = 0x98;
+
+const STATUS_BUSY: u32 = 1 << 0;
+const STATUS_IRQFACT: u32 = 1 << 7;
+const DMA_START: u32 = 1 << 0;
+const DMA_CMD_BITS: u32 = 0x7;
+
+const FLAG_LIVENESS: u32 = 1 << 0;
+const FLAG_FACT: u32 = 1 << 1;
+
+/// Polls of a bounded wait, and the sleep between them: 2 s in all (edu's DMA takes 100 ms).
+const WAIT_POLLS: u32 = 400;
+const WAIT_STEP_MS: i64 = 5;
+
+/// The shadow of one edu device.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Edu {
+    flags: u32,
+    liveness: u32,
+    fact: u32,
+    dma_src: u64,
+    dma_dst: u64,
+    dma_cnt: u64,
+    /// A DMA start written while DMA was held; issued when DMA is released.
+    held_cmd: u32,
+}
+
+/// A decoded, validated record.
+#[derive(Clone, Copy)]
+pub(crate) struct Saved {
+    shadow: Edu,
+    status: u32,
+    irq_status: u32,
+}
+
+fn rd32(b: &[u8], at: usize) -> u32 {
+    let mut v = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        v.copy_from_slice(s);
+    }
+    u32::from_le_bytes(v)
+}
+
+fn rd64(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        v.copy_from_slice(s);
+    }
+    u64::from_le_bytes(v)
+}
+
+fn put(b: &mut [u8], at: usize, v: &[u8]) {
+    if let Some(d) = b.get_mut(at..at + v.len()) {
+        d.copy_from_slice(v);
+    }
+}
+
+impl Edu {
+    /// Whether the function is an edu.
+    pub(crate) fn matches(vendor: u16, device: u16) -> bool {
+        vendor == VENDOR && device == DEVICE
+    }
+
+    /// A trapped user write of BAR0. `held`: DMA starts are held (P2P states); `frozen`: the
+    /// device must not change (STOP states), so the write is refused.
+    pub(crate) fn write(
+        &mut self,
+        core: &CoreDevice,
+        io: &mut RegionIo,
+        held: bool,
+        frozen: bool,
+    ) -> Result<usize> {
+        if frozen {
+            return Err(EBUSY);
+        }
+        let off = u32::try_from(io.offset()).map_err(|_| EINVAL)?;
+        let len = io.len();
+        let val = match len {
+            4 => {
+                let mut b = [0u8; 4];
+                vfio::copy_from_user_at(io, 0, &mut b)?;
+                u64::from(u32::from_le_bytes(b))
+            }
+            8 => {
+                let mut b = [0u8; 8];
+                vfio::copy_from_user_at(io, 0, &mut b)?;
+                u64::from_le_bytes(b)
+            }
+            // edu ignores other sizes; so does the shadow.
+            _ => return core.write(io),
+        };
+        let lo = u32::try_from(val & u64::from(u32::MAX)).unwrap_or(0);
+        match off {
+            REG_LIVENESS if len == 4 => {
+                self.liveness = lo;
+                self.flags |= FLAG_LIVENESS;
+            }
+            REG_FACT if len == 4 => {
+                self.fact = lo;
+                self.flags |= FLAG_FACT;
+            }
+            REG_DMA_SRC => self.dma_src = val,
+            REG_DMA_DST => self.dma_dst = val,
+            REG_DMA_CNT => self.dma_cnt = val,
+            REG_DMA_CMD if held && lo & DMA_START != 0 => {
+                // Held until RUNNING; a second start while one is held is dropped, as edu drops
+                // a start while a transfer runs.
+                if self.held_cmd == 0 {
+                    self.held_cmd = lo & DMA_CMD_BITS;
+                }
+                io.advance(len);
+                return Ok(len);
+            }
+            _ => {}
+        }
+        core.write(io)
+    }
+
+    /// Waits, bounded, until `reg & mask` reads 0.
+    fn wait_clear(core: &CoreDevice, reg: u32, mask: u32) -> Result {
+        for _ in 0..WAIT_POLLS {
+            if core.bar_read32(BAR, reg)? & mask == 0 {
+                return Ok(());
+            }
+            kernel::time::delay::fsleep(Delta::from_millis(WAIT_STEP_MS));
+        }
+        Err(ETIMEDOUT)
+    }
+
+    /// Holds DMA: new starts are held by `write`; waits for a transfer in flight.
+    pub(crate) fn hold_dma(&self, core: &CoreDevice) -> Result {
+        Self::wait_clear(core, REG_DMA_CMD, DMA_START)
+    }
+
+    /// Releases DMA: issues a start held meanwhile.
+    pub(crate) fn release_dma(&mut self, core: &CoreDevice) -> Result {
+        let cmd = core::mem::take(&mut self.held_cmd);
+        if cmd != 0 {
+            core.bar_write32(BAR, REG_DMA_CMD, cmd)?;
+        }
+        Ok(())
+    }
+
+    /// Freezes: waits for a factorial in flight (DMA is already held and idle).
+    pub(crate) fn freeze(&self, core: &CoreDevice) -> Result {
+        Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        Self::wait_clear(core, REG_DMA_CMD, DMA_START)
+    }
+
+    /// Captures the frozen device into a record payload.
+    pub(crate) fn save(&self, core: &CoreDevice, out: &mut [u8; RECORD_LEN]) -> Result {
+        let status = core.bar_read32(BAR, REG_STATUS)?;
+        let irq = core.bar_read32(BAR, REG_IRQ_STATUS)?;
+        let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
+        if status & STATUS_BUSY != 0 || cmd & DMA_START != 0 {
+            return Err(EBUSY);
+        }
+        out.fill(0);
+        put(out, 0, &self.flags.to_le_bytes());
+        put(out, 4, &self.liveness.to_le_bytes());
+        put(out, 8, &self.fact.to_le_bytes());
+        put(out, 12, &(status & STATUS_IRQFACT).to_le_bytes());
+        put(out, 16, &irq.to_le_bytes());
+        put(out, 20, &(cmd & DMA_CMD_BITS).to_le_bytes());
+        put(out, 24, &self.dma_src.to_le_bytes());
+        put(out, 32, &self.dma_dst.to_le_bytes());
+        put(out, 40, &self.dma_cnt.to_le_bytes());
+        put(out, 48, &self.held_cmd.to_le_bytes());
+        Ok(())
+    }
+
+    /// Validates a record payload; touches nothing.
+    pub(crate) fn decode(b: &[u8; RECORD_LEN]) -> Result<Saved> {
+        let flags = rd32(b, 0);
+        let status = rd32(b, 12);
+        let cmd = rd32(b, 20);
+        let held = rd32(b, 48);
+        let ok = flags & !(FLAG_LIVENESS | FLAG_FACT) == 0
+            && status & !STATUS_IRQFACT == 0
+            && cmd & !DMA_CMD_BITS == 0
+            && cmd & DMA_START == 0
+            && held & !DMA_CMD_BITS == 0
+            && (held == 0 || held & DMA_START != 0)
+            && rd32(b, 52) == 0
+            && rd64(b, 56) == 0
+            && (flags & FLAG_LIVENESS != 0 || rd32(b, 4) == 0)
+            && (flags & FLAG_FACT != 0 || rd32(b, 8) == 0);
+        if !ok {
+            return Err(EINVAL);
+        }
+        Ok(Saved {
+            shadow: Edu {
+                flags,
+                liveness: rd32(b, 4),
+                fact: rd32(b, 8),
+                dma_src: rd64(b, 24),
+                dma_dst: rd64(b, 32),
+                dma_cnt: rd64(b, 40),
+                held_cmd: held,
+            },
+            status,
+            irq_status: rd32(b, 16),
+        })
+    }
+
+    /// Replays a validated record on the (stopped) device and takes its shadow.
+    pub(crate) fn load(&mut self, core: &CoreDevice, s: &Saved) -> Result {
+        Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;
+        core.bar_write32(BAR, REG_STATUS, 0)?;
+        let sh = &s.shadow;
+        if sh.flags & FLAG_FACT != 0 {
+            core.bar_write32(BAR, REG_FACT, sh.fact)?;
+            Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        }
+        if sh.flags & FLAG_LIVENESS != 0 {
+            core.bar_write32(BAR, REG_LIVENESS, sh.liveness)?;
+        }
+        core.bar_write64(BAR, REG_DMA_SRC, sh.dma_src)?;
+        core.bar_write64(BAR, REG_DMA_DST, sh.dma_dst)?;
+        core.bar_write64(BAR, REG_DMA_CNT, sh.dma_cnt)?;
+        core.bar_write32(BAR, REG_STATUS, s.status)?;
+        core.bar_write32(BAR, REG_IRQ_ACK, u32::MAX)?;
+        if s.irq_status != 0 {
+            core.bar_write32(BAR, REG_IRQ_RAISE, s.irq_status)?;
+        }
+        *self = *sh;
+        Ok(())
+    }
+
+    /// Forgets a held DMA start (device reset).
+    pub(crate) fn drop_held(&mut self) {
+        self.held_cmd = 0;
+    }
+}

@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VFIO migration v2 of persona-vfio-pci on two edu functions (PVP_BDF_A, PVP_BDF_B, both bound
+ * to persona-vfio-pci): the feature and its flags, every arc of the 8x8 state grid, a save on A
+ * resumed on B with the shadowed registers equal, chunked reads and writes, PRECOPY_INFO, and
+ * mutated streams refused before a valid one is accepted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+#include "pvp_util.h"
+
+#define NSTATES 8
+#define STREAM_MAX (64 * 1024)
+
+static const char *const names[NSTATES] = {
+	"ERROR", "STOP", "RUNNING", "STOP_COPY", "RESUMING", "RUNNING_P2P", "PRE_COPY",
+	"PRE_COPY_P2P",
+};
+
+/* Sets the migration state; *data_fd gets the new data fd or -1. Returns 0 or -errno. */
+static int mig_set(int devfd, uint32_t state, int *data_fd)
+{
+	uint64_t buf[(sizeof(struct vfio_device_feature) +
+		      sizeof(struct vfio_device_feature_mig_state) + 7) / 8] = {};
+	struct vfio_device_feature *f = (void *)buf;
+	struct vfio_device_feature_mig_state *m = (void *)f->data;
+
+	f->argsz = sizeof(*f) + sizeof(*m);
+	f->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	m->device_state = state;
+	m->data_fd = -1;
+	if (ioctl(devfd, VFIO_DEVICE_FEATURE, f))
+		return -errno;
+	if (data_fd)
+		*data_fd = m->data_fd;
+	else if (m->data_fd >= 0)
+		close(m->data_fd);
+	return 0;
+}
+
+static int mig_get(int devfd, uint32_t *state)
+{
+	uint64_t buf[(sizeof(struct vfio_device_feature) +
+		      sizeof(struct vfio_device_feature_mig_state) + 7) / 8] = {};
+	struct vfio_device_feature *f = (void *)buf;
+	struct vfio_device_feature_mig_state *m = (void *)f->data;
+
+	f->argsz = sizeof(*f) + sizeof(*m);
+	f->flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	if (ioctl(devfd, VFIO_DEVICE_FEATURE, f))
+		return -errno;
+	*state = m->device_state;
+	return 0;
+}
+
+static int mig_flags(int devfd, uint64_t *flags)
+{
+	uint64_t buf[(sizeof(struct vfio_device_feature) +
+		      sizeof(struct vfio_device_feature_migration) + 7) / 8] = {};
+	struct vfio_device_feature *f = (void *)buf;
+	struct vfio_device_feature_migration *m = (void *)f->data;
+
+	f->argsz = sizeof(*f) + sizeof(*m);
+	f->flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION;
+	if (ioctl(devfd, VFIO_DEVICE_FEATURE, f))
+		return -errno;
+	*flags = m->flags;
+	return 0;
+}
+
+static int mig_data_size(int devfd, uint64_t *len)
+{
+	uint64_t buf[(sizeof(struct vfio_device_feature) +
+		      sizeof(struct vfio_device_feature_mig_data_size) + 7) / 8] = {};
+	struct vfio_device_feature *f = (void *)buf;
+	struct vfio_device_feature_mig_data_size *m = (void *)f->data;
+
+	f->argsz = sizeof(*f) + sizeof(*m);
+	f->flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE;
+	if (ioctl(devfd, VFIO_DEVICE_FEATURE, f))
+		return -errno;
+	*len = m->stop_copy_length;
+	return 0;
+}
+
+static int precopy_info(int fd, uint64_t *initial, uint64_t *dirty)
+{
+	struct vfio_precopy_info info = { .argsz = sizeof(info) };
+
+	if (ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info))
+		return -errno;
+	*initial = info.initial_bytes;
+	*dirty = info.dirty_bytes;
+	return 0;
+}
+
+/* Whether the kernel's state machine can go from @from to @to (both supported, not ERROR). */
+static bool reachable(int from, int to)
+{
+	if (from == VFIO_DEVICE_STATE_ERROR || to == VFIO_DEVICE_STATE_ERROR)
+		return false;
+	if (from == VFIO_DEVICE_STATE_STOP_COPY &&
+	    (to == VFIO_DEVICE_STATE_PRE_COPY || to == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return false;
+	return true;
+}
+
+/* edu BAR0 through the device file: its region offset, UINT64_MAX on failure. */
+static uint64_t bar0_off(struct __test_metadata *_metadata, int devfd)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
+
+	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &ri)) {
+		TH_LOG("region info: %s", strerror(errno));
+		return UINT64_MAX;
+	}
+	EXPECT_EQ(0, ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
+	return ri.offset;
+}
+
+static uint32_t rd(int devfd, uint64_t bar, uint32_t reg)
+{
+	uint32_t v = 0xdeadbeef;
+
+	if (pread(devfd, &v, 4, bar + reg) != 4)
+		return 0xdeadbeef;
+	return v;
+}
+
+static int wr(int devfd, uint64_t bar, uint32_t reg, uint32_t v)
+{
+	return pwrite(devfd, &v, 4, bar + reg) == 4 ? 0 : -errno;
+}
+
+/* Reads a data fd to EOF (or an error) in chunks of @chunk; returns bytes or -errno. */
+static ssize_t read_all(int fd, uint8_t *buf, size_t max, size_t chunk)
+{
+	size_t done = 0;
+
+	for (;;) {
+		size_t want = chunk < max - done ? chunk : max - done;
+		ssize_t n = read(fd, buf + done, want);
+
+		if (n < 0)
+			return -errno;
+		if (n == 0 || want == 0)
+			return done;
+		done += n;
+	}
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len, size_t chunk)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t want = chunk < len - done ? chunk : len - done;
+		ssize_t n = write(fd, buf + done, want);
+
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+FIXTURE(mig) {
+	const char *bdf_a, *bdf_b;
+	struct pvp_dev a, b;
+};
+
+FIXTURE_SETUP(mig)
+{
+	self->bdf_a = pvp_env("PVP_BDF_A");
+	self->bdf_b = pvp_env("PVP_BDF_B");
+	self->a.devfd = self->b.devfd = -1;
+	if (!self->bdf_a || !self->bdf_b)
+		SKIP(return, "PVP_BDF_A and PVP_BDF_B name two edu functions");
+	ASSERT_EQ(0, pvp_dev_open(self->bdf_a, &self->a));
+	ASSERT_EQ(0, pvp_dev_open(self->bdf_b, &self->b));
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	if (self->a.devfd >= 0)
+		pvp_dev_close(&self->a);
+	if (self->b.devfd >= 0)
+		pvp_dev_close(&self->b);
+}
+
+TEST_F(mig, feature)
+{
+	uint64_t flags = 0, len = 0;
+	uint32_t st = 0;
+
+	ASSERT_EQ(0, mig_flags(self->a.devfd, &flags));
+	EXPECT_EQ(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY, flags);
+	ASSERT_EQ(0, mig_get(self->a.devfd, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	ASSERT_EQ(0, mig_data_size(self->a.devfd, &len));
+	/* header 120 + config record 16+1024 + edu record 16+64 + end 24 */
+	EXPECT_EQ(120 + 16 + 1024 + 16 + 64 + 24, len);
+}
+
+/* Every (from, to) pair: reachable targets are reached, the others refused with no change. */
+TEST_F(mig, arcs)
+{
+	int from, to;
+
+	for (from = 1; from < NSTATES; from++) {
+		for (to = 0; to < NSTATES; to++) {
+			uint32_t st = 0;
+			int r;
+
+			ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+			ASSERT_EQ(0, mig_set(self->a.devfd, from, NULL))
+				TH_LOG("RUNNING -> %s", names[from]);
+			r = mig_set(self->a.devfd, to, NULL);
+			ASSERT_EQ(0, mig_get(self->a.devfd, &st));
+			if (reachable(from, to)) {
+				EXPECT_EQ(0, r) TH_LOG("%s -> %s: %s", names[from], names[to],
+						       strerror(-r));
+				EXPECT_EQ(to, st) TH_LOG("%s -> %s", names[from], names[to]);
+			} else {
+				EXPECT_EQ(-EINVAL, r) TH_LOG("%s -> %s", names[from], names[to]);
+				EXPECT_EQ(from, st) TH_LOG("%s -> %s", names[from], names[to]);
+			}
+		}
+	}
+	ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
+TEST_F(mig, save_resume)
+{
+	static uint8_t stream[STREAM_MAX];
+	static const size_t chunks[] = { 1, 7, 64, 4096, 1 << 20 };
+	uint64_t ba = bar0_off(_metadata, self->a.devfd);
+	uint64_t bb = bar0_off(_metadata, self->b.devfd);
+	uint64_t initial = 0, dirty = 0;
+	unsigned int c;
+
+	ASSERT_NE(UINT64_MAX, ba);
+	ASSERT_NE(UINT64_MAX, bb);
+	for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+		uint32_t live = 0x12345600 + c, fact = 5 + c, st = 0;
+		size_t len = 0;
+		ssize_t n;
+		int fd = -1, rfd = -1;
+		uint32_t f = 1, i;
+
+		for (i = 2; i <= fact; i++)
+			f *= i;
+		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x04, live));
+		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x08, fact));
+		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x20, 0x80));
+		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x80, 0x1000 + c));
+		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x88, 0x40000));
+		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x90, 8 + c));
+		usleep(10000);
+
+		/* Source: PRE_COPY (header only, then ENOMSG), STOP_COPY (the rest, to EOF). */
+		ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, precopy_info(fd, &initial, &dirty));
+		EXPECT_EQ(120, initial);
+		EXPECT_EQ(0, dirty);
+		n = read_all(fd, stream, STREAM_MAX, chunks[c]);
+		EXPECT_EQ(-ENOMSG, n);
+		ASSERT_EQ(0, precopy_info(fd, &initial, &dirty));
+		EXPECT_EQ(0, initial);
+		len = 120;
+		ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+		EXPECT_EQ(-EINVAL, precopy_info(fd, &initial, &dirty));
+		n = read_all(fd, stream + len, STREAM_MAX - len, chunks[c]);
+		ASSERT_LT(0, n);
+		len += n;
+		EXPECT_EQ(120 + 16 + 1024 + 16 + 64 + 24, len);
+		EXPECT_EQ(0, memcmp(stream, "PVFIOMIG", 8));
+		ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+		/* The session is over: its fd fails. */
+		EXPECT_EQ(-1, read(fd, stream + len, 1));
+		close(fd);
+
+		/* Destination: RESUMING, the stream in the same chunks, RUNNING. */
+		ASSERT_EQ(0, wr(self->b.devfd, bb, 0x04, 0));
+		ASSERT_EQ(0, mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &rfd));
+		ASSERT_LE(0, rfd);
+		ASSERT_EQ(0, write_all(rfd, stream, len, chunks[c]));
+		ASSERT_EQ(0, mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, mig_get(self->b.devfd, &st));
+		EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+		close(rfd);
+
+		EXPECT_EQ(~live, rd(self->b.devfd, bb, 0x04));
+		EXPECT_EQ(f, rd(self->b.devfd, bb, 0x08));
+		EXPECT_EQ(rd(self->a.devfd, ba, 0x08), rd(self->b.devfd, bb, 0x08));
+		EXPECT_EQ(0x80, rd(self->b.devfd, bb, 0x20) & 0x81);
+		EXPECT_EQ(rd(self->a.devfd, ba, 0x24), rd(self->b.devfd, bb, 0x24));
+		EXPECT_EQ(0x1000 + c, rd(self->b.devfd, bb, 0x80));
+		EXPECT_EQ(0x40000, rd(self->b.devfd, bb, 0x88));
+		EXPECT_EQ(8 + c, rd(self->b.devfd, bb, 0x90));
+	}
+}
+
+/* A stream from A, then mutations of it written to B: all refused, then the valid one works. */
+TEST_F(mig, mutated_streams)
+{
+	static uint8_t stream[STREAM_MAX], bad[STREAM_MAX];
+	uint64_t bb = bar0_off(_metadata, self->b.devfd);
+	ssize_t len;
+	int fd = -1, i, refused = 0;
+	uint32_t st = 0;
+
+	ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_LE(0, fd);
+	len = read_all(fd, stream, STREAM_MAX, 4096);
+	ASSERT_LT(0, len);
+	close(fd);
+	ASSERT_EQ(0, mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+
+	srand(7);
+	for (i = 0; i < 200; i++) {
+		size_t n = len;
+		int r, r2;
+
+		memcpy(bad, stream, len);
+		switch (i % 3) {
+		case 0:	/* flip a bit */
+			bad[rand() % len] ^= 1 << (rand() % 8);
+			break;
+		case 1:	/* truncate */
+			n = rand() % len;
+			break;
+		case 2:	/* append a byte */
+			bad[len] = rand();
+			n = len + 1;
+			break;
+		}
+		ASSERT_EQ(0, mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &fd));
+		r = write_all(fd, bad, n, 1 + rand() % 512);
+		r2 = mig_set(self->b.devfd, VFIO_DEVICE_STATE_STOP, NULL);
+		close(fd);
+		if (r || r2)
+			refused++;
+		else
+			TH_LOG("mutation %d (kind %d, %zu bytes) accepted", i, i % 3, n);
+		ASSERT_EQ(0, mig_get(self->b.devfd, &st));
+		if (st == VFIO_DEVICE_STATE_ERROR) {
+			/* Only a reset leaves ERROR: edu has none, so close and reopen. */
+			for (r = 0; r < NSTATES; r++)
+				EXPECT_EQ(-EINVAL, mig_set(self->b.devfd, r, NULL));
+			pvp_dev_close(&self->b);
+			ASSERT_EQ(0, pvp_dev_open(self->bdf_b, &self->b));
+		} else {
+			/* An empty stream (truncated to 0) changes nothing and is not an error. */
+			EXPECT_EQ(0, n == 0 ? 0 : 1) TH_LOG("mutation %d left state %u", i, st);
+			ASSERT_EQ(0, mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+		}
+	}
+	EXPECT_LE(190, refused);
+
+	ASSERT_EQ(0, mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ASSERT_EQ(0, write_all(fd, stream, len, 333));
+	ASSERT_EQ(0, mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(fd);
+	EXPECT_EQ(rd(self->a.devfd, bar0_off(_metadata, self->a.devfd), 0x08),
+		  rd(self->b.devfd, bb, 0x08));
+}
+
+/* A function without a backend (PVP_BDF_NOMIG) offers no migration: QEMU then blocks it. */
+TEST(no_backend)
+{
+	const char *bdf = pvp_env("PVP_BDF_NOMIG");
+	struct pvp_dev d;
+	uint64_t flags;
+
+	if (!bdf)
+		SKIP(return, "PVP_BDF_NOMIG names no function");
+	ASSERT_EQ(0, pvp_dev_open(bdf, &d));
+	EXPECT_EQ(-ENOTTY, mig_flags(d.devfd, &flags));
+	pvp_dev_close(&d);
+}
+
+TEST_HARNESS_MAIN
