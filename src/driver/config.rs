@@ -15,7 +15,7 @@
 
 use crate::{
     device::PersonaDevice,
-    persona_core::overlay::{ConfigAccess, OverlayError},
+    persona_core::overlay::{chunk, ConfigAccess, OverlayError},
     vfio::{self, CoreDevice, Device, RegionIo},
 };
 use kernel::prelude::*;
@@ -67,17 +67,6 @@ fn overlay_error(e: OverlayError<Error>) -> Error {
     }
 }
 
-/// Size of the next piece at `pos` with `left` bytes to go: what vfio-pci-core would use.
-fn piece(pos: usize, left: usize) -> usize {
-    if left >= 4 && pos % 4 == 0 {
-        4
-    } else if left >= 2 && pos % 2 == 0 {
-        2
-    } else {
-        1
-    }
-}
-
 /// A read (`write` false) or write of the config region.
 fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result<usize> {
     let mut guard = dev.data().lock_state();
@@ -101,8 +90,9 @@ fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result
     let mut done = 0usize;
     while done < len {
         let pos = off + done;
-        let n = piece(pos, len - done);
-        let (pos16, n8) = (u16::try_from(pos).map_err(|_| EINVAL)?, n as u8);
+        let n = chunk(pos, len - done);
+        let pos16 = u16::try_from(pos).map_err(|_| EINVAL)?;
+        let n8 = u8::try_from(n).map_err(|_| EINVAL)?;
         let mut acc = CoreConfig {
             core: dev.core(),
             io,

@@ -152,8 +152,10 @@ fn check_access(offset: u16, size: u8) -> Result<(usize, usize), Error> {
     Ok((off, n))
 }
 
-/// Largest naturally aligned access size (4, 2, 1) at `phys` that fits in `left` bytes.
-fn chunk(phys: usize, left: usize) -> usize {
+/// Largest naturally aligned access size (4, 2, 1) at `phys` that fits in `left` bytes: how
+/// vfio-pci-core splits a config access, and how the kernel glue splits a user's access before
+/// handing each piece to the overlay.
+pub fn chunk(phys: usize, left: usize) -> usize {
     if left >= 4 && phys % 4 == 0 {
         4
     } else if left >= 2 && phys % 2 == 0 {
