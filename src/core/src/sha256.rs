@@ -95,8 +95,11 @@ impl Sha256 {
         }
         self.update_padding(&bits.to_be_bytes());
         let mut out = [0u8; DIGEST_LEN];
-        for (o, h) in out.chunks_exact_mut(4).zip(self.h.iter()) {
-            o.copy_from_slice(&h.to_be_bytes());
+        let mut words = out.chunks_exact_mut(4);
+        for h in self.h {
+            if let Some(o) = words.next() {
+                o.copy_from_slice(&h.to_be_bytes());
+            }
         }
         out
     }
@@ -110,8 +113,11 @@ impl Sha256 {
 
     fn compress(&mut self, block: &[u8; 64]) {
         let mut w = [0u32; 16];
-        for (wi, c) in w.iter_mut().zip(block.chunks_exact(4)) {
-            *wi = c.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+        let mut words = block.chunks_exact(4);
+        for wi in w.iter_mut() {
+            if let Some(c) = words.next() {
+                *wi = c.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+            }
         }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = self.h;
         for k in K {

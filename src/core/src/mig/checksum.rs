@@ -161,7 +161,9 @@ impl Checksum {
         let mut a = self.a;
         let mut s = self.s;
         for block in data.chunks_exact(BLOCK) {
-            for ((word, a), s) in block.chunks_exact(8).zip(a.iter_mut()).zip(s.iter_mut()) {
+            let mut words = block.chunks_exact(8);
+            for (a, s) in a.iter_mut().zip(s.iter_mut()) {
+                let Some(word) = words.next() else { break };
                 let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
                 *a = a.wrapping_add(w);
                 *s = s.wrapping_add(*a);
