@@ -3,6 +3,7 @@
 # persona-vfio-pci. The two commands that matter (README):
 #   make run     set up, build everything, boot the test guest, load the driver, bind an edu, show it
 #   make check   every test, host and guest; ends with "N passed, M failed, K skipped"
+# `make bench` prints benchmarks as ratios against baselines measured in the same run.
 #
 # The module itself builds the kernel way: `make module` against the cached test kernel, or
 # `make module KDIR=/lib/modules/$(uname -r)/build` against a host kernel built with LLVM=1.
@@ -21,7 +22,7 @@ KDIR = $(shell scripts/kernel-dir)
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
 
-.PHONY: all setup kernel module tool selftests fixtures guest-deps run check host-check lint bench fuzz clean
+.PHONY: all setup kernel module tool selftests fixtures guest-deps run check host-check lint bench bench-progs fuzz clean
 
 all: module tool
 
@@ -63,8 +64,13 @@ check: setup
 lint: $(KERNEL_DEP)
 	@scripts/lint
 
-bench:
+# Benchmarks, each a ratio against a baseline measured in the same run (never pass/fail).
+bench: setup
 	@scripts/bench
+
+# The guest benchmark programs (tests/bench), static, against the test kernel's uapi headers.
+bench-progs: $(KERNEL_DEP)
+	+$(MAKE) -C tests/bench KHDR=$(shell scripts/kernel-dir)/usr-headers/include OUT=$(CURDIR)/build/bench
 
 fuzz:
 	@scripts/fuzz long

@@ -1,0 +1,43 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Guest side of `make bench`: the migration round trip of persona-vfio-pci on an edu against the
+# kernel's mtty sample (samples/vfio-mdev/mtty.c) in the same guest run, both through their vfio
+# cdev and iommufd, interleaved by build/bench/mig_roundtrip. Prints its table; exits non-zero with
+# a message when a device cannot be set up (no timing is ever judged).
+# Usage: guest-bench.sh [ROUNDS [WARMUP]]
+rounds=${1:-500} warmup=${2:-20}
+BENCH=/repo/build/bench/mig_roundtrip
+drv=persona-vfio-pci
+# A fixed uuid for the mtty mdev: the guest is fresh on every run.
+uuid=6d0c1c6e-70e5-4b7c-9f0a-2b6e5d1e0b01
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ -x "$BENCH" ] || die "$BENCH is not built (make bench-progs)"
+
+edu=
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && { edu=$(basename "$d"); break; }
+done
+[ -n "$edu" ] || die "no edu function (1234:11e8) in the guest"
+
+# Baseline: an mtty mdev with two ports (the larger of mtty's two types).
+modprobe mtty || die "modprobe mtty failed (CONFIG_SAMPLE_VFIO_MDEV_MTTY=m in tests/config)"
+types=/sys/class/mdev_bus/mtty/mdev_supported_types
+[ -d "$types" ] || die "mtty registered no mdev types ($types missing)"
+type=$(ls "$types" | grep -- '-2$' | head -n1)
+[ -n "$type" ] || type=$(ls "$types" | head -n1)
+[ -n "$type" ] || die "no mdev type under $types"
+echo "$uuid" >"$types/$type/create" || die "cannot create an mdev of type $type"
+mcdev=$(ls /sys/bus/mdev/devices/$uuid/vfio-dev 2>/dev/null | head -n1)
+[ -n "$mcdev" ] || die "the mtty mdev $uuid has no vfio cdev (CONFIG_VFIO_DEVICE_CDEV)"
+
+# Ours: the edu bound to persona-vfio-pci (its persona derived at bind).
+ecdev=$(pvp-bind "$edu" "$drv") || die "cannot bind $edu to $drv"
+[ -n "$ecdev" ] || die "$edu on $drv has no vfio cdev"
+
+echo "mtty: mdev $uuid (type $type, $mcdev); $drv: edu $edu ($ecdev, persona $(cat /sys/bus/pci/devices/$edu/persona 2>/dev/null | head -n1))"
+"$BENCH" -n "$rounds" -w "$warmup" "mtty=/dev/vfio/devices/$mcdev" "$drv=/dev/vfio/devices/$ecdev"
+rc=$?
+echo 1 >/sys/bus/mdev/devices/$uuid/remove 2>/dev/null
+pvp-bind "$edu" none >/dev/null 2>&1
+exit $rc
