@@ -5,3 +5,6 @@
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 #include "pvp_shim.h"
+
+/* ioctl numbers are _IO() macros, which bindgen drops: their values, under our own names. */
+static const unsigned int PVP_VFIO_DEVICE_IOEVENTFD = VFIO_DEVICE_IOEVENTFD;

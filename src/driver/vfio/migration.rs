@@ -197,6 +197,18 @@ impl CoreDevice {
         Ok(v)
     }
 
+    /// Reads the 64-bit register at `off` of BAR `bar` (the device must be open).
+    pub(crate) fn bar_read64(&self, bar: u32, off: u32) -> Result<u64> {
+        self.check_bar(bar, off)?;
+        if off % 8 != 0 {
+            return Err(EINVAL);
+        }
+        let mut v = 0u64;
+        // SAFETY: As for `bar_read32`.
+        to_result(unsafe { bindings::pvp_shim_bar_read64(self.as_raw(), bar, off, &mut v) })?;
+        Ok(v)
+    }
+
     /// Writes the 32-bit register at `off` of BAR `bar` (the device must be open).
     pub(crate) fn bar_write32(&self, bar: u32, off: u32, v: u32) -> Result {
         self.check_bar(bar, off)?;
