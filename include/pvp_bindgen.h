@@ -3,6 +3,8 @@
  * Input of the build-time bindgen run (see Kbuild): the VFIO headers and the shim's interface.
  */
 #include <linux/vfio.h>
+/* Before vfio_pci_core.h: it declares vfio_pci_core_{ioread,iowrite}64 only when these exist. */
+#include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/vfio_pci_core.h>
 #include "pvp_shim.h"
 

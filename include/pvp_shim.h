@@ -79,6 +79,8 @@ void pvp_shim_vdev_put(struct vfio_device *vdev);
 
 /* 32- and 64-bit BAR register access through vfio-pci-core's BAR map (device open). */
 int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 *val);
+/* The BAR's map (vfio_pci_core_get_iomap()), for vfio_pci_core_iowrite*(); an ERR_PTR. */
+void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar);
 int pvp_shim_bar_read64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 *val);
 int pvp_shim_bar_write32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 val);
 int pvp_shim_bar_write64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 val);

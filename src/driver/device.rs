@@ -5,6 +5,8 @@
 //! # Locking
 //!
 //! Locks are taken in this order: 1. `state` (mutex), 2. `reset_pending` (spinlock).
+//! `state` is held across user copies, and across a dirty log report, which pins the user's
+//! bitmap pages (`mmap_lock`); nothing that holds `mmap_lock` takes `state`.
 //!
 //! `reset_done` runs with VFIO's and the PCI core's locks held, some of which are also taken
 //! around `mmap_lock`; waiting there for `state` could deadlock (ABBA). So `reset_done` only sets

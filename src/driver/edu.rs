@@ -177,7 +177,9 @@ impl Edu {
     ///
     /// The write is split into the pieces vfio-pci-core would issue (see [`piece`]) and each is
     /// seen and forwarded on its own, so a register reached by a wider or misaligned write (16
-    /// bytes at 0x90 reach the DMA command at 0x98) is trapped like a direct one.
+    /// bytes at 0x90 reach the DMA command at 0x98) is trapped like a direct one. Each piece is
+    /// read from the user once and that value is written: a thread changing the buffer
+    /// meanwhile cannot slip a start past the hold or the log.
     pub(crate) fn write(
         &mut self,
         core: &CoreDevice,
@@ -196,51 +198,47 @@ impl Edu {
             let at = u64::try_from(done).map_err(|_| EINVAL)?;
             let off = base.checked_add(at).ok_or(EINVAL)?;
             let n = piece(off, total - done);
-            let forward = match n {
-                4 | 8 => self.register_write(core, io, done, off, n, held, log)?,
-                // edu ignores other sizes; so does the shadow.
-                _ => true,
-            };
-            if forward {
-                match core.write_part(io, done, n) {
-                    Ok(w) if w == n => {}
-                    // Past the end of the BAR: a short write, as the core would report it.
-                    Ok(w) => {
-                        done += w;
-                        break;
+            // The piece is read from the user once; the device gets these very bytes.
+            let mut b = [0u8; 8];
+            let r = b
+                .get_mut(..n)
+                .ok_or(EINVAL)
+                .and_then(|p| vfio::copy_from_user_at(io, done, p))
+                .and_then(|()| {
+                    let val = u64::from_le_bytes(b);
+                    let forward = match n {
+                        4 | 8 => self.register_write(core, off, n, val, held, log)?,
+                        // edu ignores other sizes; so does the shadow.
+                        _ => true,
+                    };
+                    if forward {
+                        core.bar_user_write(BAR, off, n, val)?;
                     }
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
-                }
+                    Ok(())
+                });
+            match r {
+                Ok(()) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                // A piece failing after others went through (past the end of the BAR, for
+                // one): a short write of what reached the device.
+                Err(_) => break,
             }
-            done += n;
         }
         io.advance(done);
         Ok(done)
     }
 
-    /// One 4- or 8-byte piece of a trapped write at `off`, `at` bytes into `io`: updates the
-    /// shadow and logs a DMA start; returns whether the piece goes on to the device.
-    #[allow(clippy::too_many_arguments)]
+    /// One 4- or 8-byte piece `val` of a trapped write at `off`: updates the shadow and logs a
+    /// DMA start; returns whether the piece goes on to the device.
     fn register_write(
         &mut self,
         core: &CoreDevice,
-        io: &RegionIo,
-        at: usize,
         off: u64,
         len: usize,
+        val: u64,
         held: bool,
         log: &mut DirtyLog,
     ) -> Result<bool> {
-        let val = if len == 8 {
-            let mut b = [0u8; 8];
-            vfio::copy_from_user_at(io, at, &mut b)?;
-            u64::from_le_bytes(b)
-        } else {
-            let mut b = [0u8; 4];
-            vfio::copy_from_user_at(io, at, &mut b)?;
-            u64::from(u32::from_le_bytes(b))
-        };
         let lo = u32::try_from(val & u64::from(u32::MAX)).unwrap_or(0);
         let Ok(off) = u32::try_from(off) else {
             return Ok(true);

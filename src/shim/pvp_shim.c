@@ -9,6 +9,7 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/io.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/interval_tree.h>
 #include <linux/iommu.h>
 #include <linux/iova_bitmap.h>
@@ -330,6 +331,11 @@ int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32
 		return PTR_ERR(io);
 	*val = ioread32(io + off);
 	return 0;
+}
+
+void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar)
+{
+	return vfio_pci_core_get_iomap(vdev, bar);
 }
 
 int pvp_shim_bar_read64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 *val)

@@ -220,23 +220,6 @@ impl CoreDevice {
         usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
     }
 
-    /// `vfio_pci_core_write()` of the `len` bytes `at` bytes into `io` (to the region offset as
-    /// far past `io`'s), leaving `io`'s position alone: one piece of a write a driver splits.
-    pub(crate) fn write_part(&self, io: &RegionIo, at: usize, len: usize) -> Result<usize> {
-        if at.checked_add(len).is_none_or(|end| end > io.count) {
-            return Err(EINVAL);
-        }
-        let skip = u64::try_from(at).map_err(|_| EINVAL)?;
-        let pos = io.position().checked_add(skip).ok_or(EINVAL)?;
-        let mut pos = kernel::bindings::loff_t::try_from(pos).map_err(|_| EINVAL)?;
-        let buf = io.buf.wrapping_add(at);
-        // SAFETY: `buf` is the user pointer of the current write callback moved `at` bytes in,
-        // with `len` bytes left in the user's buffer (checked above); the core treats it as an
-        // untrusted user pointer. `pos` lives for the call.
-        let n = unsafe { bindings::vfio_pci_core_write(self.vdev(), buf, len, &mut pos) };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
-    }
-
     /// `vfio_pci_core_ioctl()`.
     pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         // SAFETY: The core validates `cmd` and treats `arg` as an untrusted user pointer/value.
