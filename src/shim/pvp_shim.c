@@ -9,10 +9,7 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/io.h>
-#include <linux/io-64-nonatomic-lo-hi.h>
-#include <linux/interval_tree.h>
 #include <linux/iommu.h>
-#include <linux/iova_bitmap.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
