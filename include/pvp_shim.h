@@ -21,6 +21,8 @@ struct vfio_info_cap;
 struct vm_area_struct;
 struct iommufd_ctx;
 struct file;
+struct rb_root_cached;
+struct iova_bitmap;
 
 /* --- Provided by the shim --- */
 
@@ -63,6 +65,9 @@ int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u
 void pvp_shim_enable_migration(struct vfio_pci_core_device *vdev, u32 flags);
 int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next);
 
+/* Dirty page logging: install the log ops (the pvp_rs_log_* functions); before registration. */
+void pvp_shim_enable_dirty_logging(struct vfio_pci_core_device *vdev);
+
 /* A migration data fd (stream, not seekable) with @priv as private data; ERR_PTR on failure. */
 struct file *pvp_shim_mig_file(void *priv, bool writable);
 void pvp_shim_fput(struct file *filp);
@@ -72,8 +77,11 @@ int pvp_shim_check_precopy_ioctl(struct vfio_device *vdev, unsigned int cmd, uns
 void pvp_shim_vdev_get(struct vfio_device *vdev);
 void pvp_shim_vdev_put(struct vfio_device *vdev);
 
-/* 32-bit BAR register access through vfio-pci-core's BAR map (device open). */
+/* 32- and 64-bit BAR register access through vfio-pci-core's BAR map (device open). */
 int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 *val);
+/* The BAR's map (vfio_pci_core_get_iomap()), for vfio_pci_core_iowrite*(); an ERR_PTR. */
+void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar);
+int pvp_shim_bar_read64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 *val);
 int pvp_shim_bar_write32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 val);
 int pvp_shim_bar_write64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 val);
 u64 pvp_shim_bar_len(struct vfio_pci_core_device *vdev, unsigned int bar);
@@ -88,6 +96,11 @@ ssize_t pvp_rs_mig_read(void *priv, char __user *buf, size_t len);
 ssize_t pvp_rs_mig_write(void *priv, const char __user *buf, size_t len);
 long pvp_rs_mig_ioctl(void *priv, unsigned int cmd, unsigned long arg);
 void pvp_rs_mig_release(void *priv);
+int pvp_rs_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges, u32 nnodes,
+		     u64 *page_size);
+int pvp_rs_log_stop(struct vfio_device *vdev);
+int pvp_rs_log_read_and_clear(struct vfio_device *vdev, unsigned long iova, unsigned long length,
+			      struct iova_bitmap *dirty);
 
 
 ssize_t pvp_rs_persona_show(struct vfio_pci_core_device *vdev, char *buf);

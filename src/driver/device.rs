@@ -5,6 +5,8 @@
 //! # Locking
 //!
 //! Locks are taken in this order: 1. `state` (mutex), 2. `reset_pending` (spinlock).
+//! `state` is held across user copies, and across a dirty log report, which pins the user's
+//! bitmap pages (`mmap_lock`); nothing that holds `mmap_lock` takes `state`.
 //!
 //! `reset_done` runs with VFIO's and the PCI core's locks held, some of which are also taken
 //! around `mmap_lock`; waiting there for `state` could deadlock (ABBA). So `reset_done` only sets
@@ -16,7 +18,7 @@ use crate::{
     migration::{self, Migration, Session},
     persona::{self, Active, Selector},
     persona_core::{overlay::OverlayState, persona::SPACE},
-    vfio::{self, CoreDevice, Device, RegionIo},
+    vfio::{self, CoreDevice, Device, DirtyBitmap, LogRanges, RegionIo},
 };
 use core::fmt::Write;
 use kernel::{
@@ -308,8 +310,7 @@ impl vfio::Driver for PersonaDevice {
         if io.region_index() == u64::from(edu::BAR) {
             let mut state = dev.data().lock_state();
             if let Some(mig) = &mut state.mig {
-                let (held, frozen) = mig.gates();
-                return mig.edu.write(dev.core(), io, held, frozen);
+                return mig.bar_write(dev.core(), io);
             }
         }
         dev.core().write(io)
@@ -342,6 +343,44 @@ impl vfio::Driver for PersonaDevice {
 
     fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
         Migration::data_size()
+    }
+
+    fn dirty_logging(dev: &Device<Self>) -> bool {
+        dev.data().migratable
+    }
+
+    fn log_start(dev: &Device<Self>, ranges: &mut LogRanges<'_>, page_size: &mut u64) -> Result {
+        let mut state = dev.data().lock_state();
+        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
+        mig.log_start(dev.core(), ranges, *page_size)
+    }
+
+    fn log_stop(dev: &Device<Self>) -> Result {
+        let mut state = dev.data().lock_state();
+        if let Some(mig) = &mut state.mig {
+            mig.log.stop();
+        }
+        Ok(())
+    }
+
+    fn log_read_and_clear(
+        dev: &Device<Self>,
+        iova: u64,
+        len: u64,
+        dirty: &mut DirtyBitmap<'_>,
+    ) -> Result {
+        let mut state = dev.data().lock_state();
+        let mig = state.mig.as_mut().ok_or(EINVAL)?;
+        mig.log_read_and_clear(dev.core(), iova, len, |at, n| dirty.set(at, n))
+    }
+
+    fn ioctl(dev: &Device<Self>, cmd: u32, arg: usize) -> Result<isize> {
+        if cmd == vfio::DEVICE_IOEVENTFD && dev.data().migratable {
+            // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts would
+            // escape the P2P hold and the dirty log. The edu's only BAR is the trapped one.
+            return Err(EOPNOTSUPP);
+        }
+        dev.core().ioctl(cmd, arg)
     }
 
     fn mmap_allowed(dev: &Device<Self>, index: u64) -> bool {

@@ -15,6 +15,25 @@
 //! read back only while a transfer runs, so a finished command is carried for information
 //! only; restoring a non-zero IRQ status raises the interrupt on the destination.
 //!
+//! # Dirty page logging
+//!
+//! edu writes RAM only in a DMA transfer with the direction bit (0x98 bit 1) set, and a transfer
+//! starts only by a write of the start bit to 0x98. BAR0 is trapped (no mmap, no ioeventfd, and
+//! writes are split into the pieces the core would issue, so wide or misaligned writes are seen
+//! too): while logging is on, every such start is logged before it reaches the device, with the
+//! range `[dst, dst + count)` read back from the device's own registers. A start held in a P2P
+//! state is logged when it is issued (at RUNNING); a transfer already running when logging
+//! starts is logged then. A transfer takes edu 100 ms, so a logged transfer counts as in flight
+//! until the device is seen idle: reports while it runs include it, and the first report after
+//! it ends includes it once more (see the core's `mig::dirty`). RAM-to-device transfers read RAM
+//! and are not logged.
+//!
+//! Limits: edu clamps DMA addresses to its `dma_mask` property, which the driver cannot see; it
+//! logs `[dst, dst + count)` and, when `dst` is above the default 28-bit mask, the clamped range
+//! too. With another mask set by the VMM, a destination outside that mask is not covered. A start written while a transfer runs
+//! is logged although edu most likely drops it (conservative). Counts past the top of the IOVA
+//! space are cut there.
+//!
 //! # Record `TAG_EDU` (0x0001_0001, mandatory), 64 bytes, little-endian
 //!
 //! ```text
@@ -32,7 +51,10 @@
 //!  56  u64  reserved       0
 //! ```
 
-use crate::vfio::{self, CoreDevice, RegionIo};
+use crate::{
+    persona_core::mig::dirty::{DirtyLog, Span},
+    vfio::{self, CoreDevice, RegionIo},
+};
 use kernel::{prelude::*, time::Delta};
 
 /// PCI IDs of the device.
@@ -62,10 +84,15 @@ const REG_DMA_CMD: u32 = 0x98;
 const STATUS_BUSY: u32 = 1 << 0;
 const STATUS_IRQFACT: u32 = 1 << 7;
 const DMA_START: u32 = 1 << 0;
+/// Direction: from the device's buffer to RAM (a DMA write, which dirties RAM).
+const DMA_TO_RAM: u32 = 1 << 1;
 const DMA_CMD_BITS: u32 = 0x7;
 
 const FLAG_LIVENESS: u32 = 1 << 0;
 const FLAG_FACT: u32 = 1 << 1;
+
+/// edu clamps DMA addresses to its `dma_mask` property: 28 bits unless the VMM sets another.
+const DMA_MASK: u64 = (1 << 28) - 1;
 
 /// Polls of a bounded wait, and the sleep between them: 2 s in all (edu's DMA takes 100 ms).
 const WAIT_POLLS: u32 = 400;
@@ -114,6 +141,30 @@ fn put(b: &mut [u8], at: usize, v: &[u8]) {
     }
 }
 
+/// The size of the piece vfio-pci-core's BAR access loop makes at `off` with `left` bytes to go:
+/// the widest naturally aligned access of 8, 4, 2 or 1 bytes that fits.
+fn piece(off: u64, left: usize) -> usize {
+    if left >= 8 && off % 8 == 0 {
+        8
+    } else if left >= 4 && off % 4 == 0 {
+        4
+    } else if left >= 2 && off % 2 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// The RAM a device-to-RAM transfer of `cnt` bytes to `dst` writes: `[dst, dst + cnt)`, and the
+/// same at `dst` clamped to the default DMA mask when that differs (edu writes there with its
+/// default mask; with another mask, at `dst` itself). A transfer past the top of the IOVA space
+/// is cut there. Nothing for a count of 0.
+fn dma_writes(dst: u64, cnt: u64) -> [Option<Span>; 2] {
+    let at = |a: u64| Span::new(a, a.saturating_add(cnt));
+    let clamped = dst & DMA_MASK;
+    [at(dst), if clamped != dst { at(clamped) } else { None }]
+}
+
 impl Edu {
     /// Whether the function is an edu.
     pub(crate) fn matches(vendor: u16, device: u16) -> bool {
@@ -121,34 +172,77 @@ impl Edu {
     }
 
     /// A trapped user write of BAR0. `held`: DMA starts are held (P2P states); `frozen`: the
-    /// device must not change (STOP states), so the write is refused.
+    /// device must not change (STOP states), so the write is refused. DMA writes to RAM that
+    /// the write starts are logged in `log`.
+    ///
+    /// The write is split into the pieces vfio-pci-core would issue (see [`piece`]) and each is
+    /// seen and forwarded on its own, so a register reached by a wider or misaligned write (16
+    /// bytes at 0x90 reach the DMA command at 0x98) is trapped like a direct one. Each piece is
+    /// read from the user once and that value is written: a thread changing the buffer
+    /// meanwhile cannot slip a start past the hold or the log.
     pub(crate) fn write(
         &mut self,
         core: &CoreDevice,
         io: &mut RegionIo,
         held: bool,
         frozen: bool,
+        log: &mut DirtyLog,
     ) -> Result<usize> {
         if frozen {
             return Err(EBUSY);
         }
-        let off = u32::try_from(io.offset()).map_err(|_| EINVAL)?;
-        let len = io.len();
-        let val = match len {
-            4 => {
-                let mut b = [0u8; 4];
-                vfio::copy_from_user_at(io, 0, &mut b)?;
-                u64::from(u32::from_le_bytes(b))
+        let base = io.offset();
+        let total = io.len();
+        let mut done = 0usize;
+        while done < total {
+            let at = u64::try_from(done).map_err(|_| EINVAL)?;
+            let off = base.checked_add(at).ok_or(EINVAL)?;
+            let n = piece(off, total - done);
+            // The piece is read from the user once; the device gets these very bytes.
+            let mut b = [0u8; 8];
+            let r = b
+                .get_mut(..n)
+                .ok_or(EINVAL)
+                .and_then(|p| vfio::copy_from_user_at(io, done, p))
+                .and_then(|()| {
+                    let val = u64::from_le_bytes(b);
+                    let forward = match n {
+                        4 | 8 => self.register_write(core, off, n, val, held, log)?,
+                        // edu ignores other sizes; so does the shadow.
+                        _ => true,
+                    };
+                    if forward {
+                        core.bar_user_write(BAR, off, n, val)?;
+                    }
+                    Ok(())
+                });
+            match r {
+                Ok(()) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                // A piece failing after others went through (past the end of the BAR, for
+                // one): a short write of what reached the device.
+                Err(_) => break,
             }
-            8 => {
-                let mut b = [0u8; 8];
-                vfio::copy_from_user_at(io, 0, &mut b)?;
-                u64::from_le_bytes(b)
-            }
-            // edu ignores other sizes; so does the shadow.
-            _ => return core.write(io),
-        };
+        }
+        io.advance(done);
+        Ok(done)
+    }
+
+    /// One 4- or 8-byte piece `val` of a trapped write at `off`: updates the shadow and logs a
+    /// DMA start; returns whether the piece goes on to the device.
+    fn register_write(
+        &mut self,
+        core: &CoreDevice,
+        off: u64,
+        len: usize,
+        val: u64,
+        held: bool,
+        log: &mut DirtyLog,
+    ) -> Result<bool> {
         let lo = u32::try_from(val & u64::from(u32::MAX)).unwrap_or(0);
+        let Ok(off) = u32::try_from(off) else {
+            return Ok(true);
+        };
         match off {
             REG_LIVENESS if len == 4 => {
                 self.liveness = lo;
@@ -161,18 +255,62 @@ impl Edu {
             REG_DMA_SRC => self.dma_src = val,
             REG_DMA_DST => self.dma_dst = val,
             REG_DMA_CNT => self.dma_cnt = val,
-            REG_DMA_CMD if held && lo & DMA_START != 0 => {
-                // Held until RUNNING; a second start while one is held is dropped, as edu drops
-                // a start while a transfer runs.
-                if self.held_cmd == 0 {
-                    self.held_cmd = lo & DMA_CMD_BITS;
+            REG_DMA_CMD if lo & DMA_START != 0 => {
+                if held {
+                    // Held until RUNNING; a second start while one is held is dropped, as edu
+                    // drops a start while a transfer runs.
+                    if self.held_cmd == 0 {
+                        self.held_cmd = lo & DMA_CMD_BITS;
+                    }
+                    return Ok(false);
                 }
-                io.advance(len);
-                return Ok(len);
+                Self::log_start(core, lo, log)?;
             }
             _ => {}
         }
-        core.write(io)
+        Ok(true)
+    }
+
+    /// Whether a DMA transfer is running.
+    pub(crate) fn dma_busy(core: &CoreDevice) -> Result<bool> {
+        Ok(core.bar_read32(BAR, REG_DMA_CMD)? & DMA_START != 0)
+    }
+
+    /// Logs the RAM a DMA start `cmd` is about to write, before it reaches the device.
+    ///
+    /// The transfer uses the device's own source, destination and count registers (edu ignores
+    /// writes to them while a transfer runs, so the shadow may differ): they are read back with
+    /// 64-bit reads. A device seen idle has finished every earlier transfer ([`DirtyLog::settle`]).
+    /// A start written while a transfer runs is dropped by edu, unless that transfer ends first:
+    /// it is logged either way.
+    fn log_start(core: &CoreDevice, cmd: u32, log: &mut DirtyLog) -> Result {
+        if !log.is_active() || cmd & DMA_TO_RAM == 0 {
+            return Ok(());
+        }
+        if !Self::dma_busy(core)? {
+            log.settle();
+        }
+        let dst = core.bar_read64(BAR, REG_DMA_DST)?;
+        let cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
+        for w in dma_writes(dst, cnt).into_iter().flatten() {
+            log.issue(w);
+        }
+        Ok(())
+    }
+
+    /// Logging just started: a transfer already running was issued unlogged; log it now (its
+    /// registers cannot change while it runs).
+    pub(crate) fn log_running(core: &CoreDevice, log: &mut DirtyLog) -> Result {
+        let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
+        if cmd & DMA_START == 0 || cmd & DMA_TO_RAM == 0 {
+            return Ok(());
+        }
+        let dst = core.bar_read64(BAR, REG_DMA_DST)?;
+        let cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
+        for w in dma_writes(dst, cnt).into_iter().flatten() {
+            log.issue(w);
+        }
+        Ok(())
     }
 
     /// Waits, bounded, until `reg & mask` reads 0.
@@ -191,10 +329,11 @@ impl Edu {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
     }
 
-    /// Releases DMA: issues a start held meanwhile.
-    pub(crate) fn release_dma(&mut self, core: &CoreDevice) -> Result {
+    /// Releases DMA: issues a start held meanwhile, logging it as it is issued.
+    pub(crate) fn release_dma(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
         let cmd = core::mem::take(&mut self.held_cmd);
         if cmd != 0 {
+            Self::log_start(core, cmd, log)?;
             core.bar_write32(BAR, REG_DMA_CMD, cmd)?;
         }
         Ok(())

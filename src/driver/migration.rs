@@ -15,6 +15,12 @@
 //!   (a read-only bit off its reset value) is refused;
 //! - the backend's record (`edu::TAG_EDU` for the edu, see there).
 //!
+//! Devices with a backend also log their DMA writes to RAM (`vfio_log_ops`, see the core's
+//! `mig::dirty` for the log and `edu` for what the edu logs): [`Migration::log_start`],
+//! [`Migration::log_read_and_clear`]. Logging is independent of the migration state; a reset or
+//! the last close stops it (as pds does), so a later report fails and the user must assume
+//! every page dirty.
+//!
 //! A saving session opened in PRE_COPY offers the header only (the PRE_COPY initial bytes, so a
 //! destination with another persona refuses it at its first write, before the source stops),
 //! then `-ENOMSG`; the snapshot taken on entering STOP_COPY makes the rest readable, to EOF.
@@ -25,13 +31,16 @@
 //! # Locking
 //!
 //! The device's `state` mutex is taken before a session's own mutex, never after: file
-//! operations take only the session's.
+//! operations take only the session's. The log lives under `state`; a report sets bits in the
+//! user's bitmap (pinning user pages, so taking `mmap_lock`) with `state` held, the order that
+//! user copies under `state` already set (`mmap` never takes `state`).
 
 use crate::{
     edu::{self, Edu},
     persona::Active,
     persona_core::{
         mig::{
+            dirty::{self, DirtyLog, LogError},
             fsm::{self, Actions, Caps, State as MigState},
             stream::{
                 self, DeviceKind, Disposition, Expect, Identity, Limits, Parser, PersonaId, Reason,
@@ -40,7 +49,7 @@ use crate::{
         },
         persona::MAX_EMULATED,
     },
-    vfio::{CoreDevice, DataFileOps, NewFile},
+    vfio::{CoreDevice, DataFileOps, LogRanges, NewFile},
 };
 use kernel::{
     new_mutex,
@@ -280,6 +289,8 @@ pub(crate) struct Migration {
     frozen: bool,
     /// The device's backend (the edu is the only one).
     pub(crate) edu: Edu,
+    /// Dirty page logging of the backend's DMA writes.
+    pub(crate) log: DirtyLog,
 }
 
 /// What an arc works on besides the migration state.
@@ -299,6 +310,7 @@ impl Migration {
             held: false,
             frozen: false,
             edu: Edu::default(),
+            log: DirtyLog::new(),
         }
     }
 
@@ -312,18 +324,70 @@ impl Migration {
         }
     }
 
-    /// Device reset or last close: back to RUNNING, sessions closed, held DMA dropped.
+    /// Device reset or last close: back to RUNNING, sessions closed, held DMA dropped, dirty
+    /// logging stopped.
     pub(crate) fn reset(&mut self) {
         self.close_sessions();
         self.cur = MigState::Running;
         self.held = false;
         self.frozen = false;
         self.edu.drop_held();
+        self.log.stop();
     }
 
-    /// Whether DMA starts are held and whether the device is frozen, for trapped accesses.
-    pub(crate) fn gates(&self) -> (bool, bool) {
-        (self.held, self.frozen)
+    /// A trapped write of the backend's BAR.
+    pub(crate) fn bar_write(
+        &mut self,
+        core: &CoreDevice,
+        io: &mut crate::vfio::RegionIo,
+    ) -> Result<usize> {
+        self.edu
+            .write(core, io, self.held, self.frozen, &mut self.log)
+    }
+
+    /// `DMA_LOGGING_START`: the user's ranges (merged down to what the log keeps) at
+    /// `page_size`, which is used as given or refused (never adjusted).
+    pub(crate) fn log_start(
+        &mut self,
+        core: &CoreDevice,
+        ranges: &mut LogRanges<'_>,
+        page_size: u64,
+    ) -> Result {
+        if self.log.is_active() {
+            // Checked before the tree is touched (combining changes it).
+            return Err(log_errno(LogError::AlreadyStarted));
+        }
+        // Refuse a bad page size before the ranges are combined.
+        DirtyLog::page_shift_of(page_size).map_err(log_errno)?;
+        let max = u32::try_from(dirty::MAX_RANGES).map_err(|_| EINVAL)?;
+        if ranges.count() > max {
+            ranges.combine(max);
+        }
+        self.log
+            .start(page_size, ranges.iter())
+            .map_err(log_errno)?;
+        if let Err(e) = Edu::log_running(core, &mut self.log) {
+            self.log.stop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `DMA_LOGGING_REPORT` of `[iova, iova + len)`: the dirty spans go to `out`.
+    pub(crate) fn log_read_and_clear(
+        &mut self,
+        core: &CoreDevice,
+        iova: u64,
+        len: u64,
+        out: impl FnMut(u64, u64),
+    ) -> Result {
+        if !self.log.is_active() {
+            return Err(log_errno(LogError::NotStarted));
+        }
+        let busy = Edu::dma_busy(core)?;
+        self.log
+            .read_and_clear(iova, len, busy, out)
+            .map_err(log_errno)
     }
 
     /// Moves to `new` (a uAPI state value) arc by arc; returns the fd the last arc opened.
@@ -439,7 +503,7 @@ impl Migration {
                 Actions::THAW => self.frozen = false,
                 Actions::RELEASE_DMA => {
                     self.held = false;
-                    self.edu.release_dma(ctx.core)?;
+                    self.edu.release_dma(ctx.core, &mut self.log)?;
                 }
                 _ => return Err(EINVAL),
             }
@@ -480,6 +544,11 @@ impl Migration {
         let n = stream::encoded_len(&*image).ok_or(EOVERFLOW)?;
         usize::try_from(n).map_err(|_| EOVERFLOW)
     }
+}
+
+/// Every refusal of the log is `EINVAL` in the uAPI (as in mlx5 and pds, a second start too).
+fn log_errno(_e: LogError) -> Error {
+    EINVAL
 }
 
 fn new_image() -> Result<KBox<Image>> {

@@ -10,6 +10,7 @@
 #include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/iommu.h>
+#include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
 #include <linux/pci-ats.h>
@@ -226,6 +227,25 @@ void pvp_shim_enable_migration(struct vfio_pci_core_device *vdev, u32 flags)
 	vdev->vdev.mig_ops = &pvp_shim_mig_ops;
 }
 
+/*
+ * Device dirty page logging, installed with the migration ops (only for devices with a migration
+ * backend). No C enum crosses here, so the table names the Rust functions directly, as the
+ * vfio_device_ops table does. Reports go through iova_bitmap_set(), exported in IOMMUFD's symbol
+ * namespace.
+ */
+MODULE_IMPORT_NS("IOMMUFD");
+
+static const struct vfio_log_ops pvp_shim_log_ops = {
+	.log_start		= pvp_rs_log_start,
+	.log_stop		= pvp_rs_log_stop,
+	.log_read_and_clear	= pvp_rs_log_read_and_clear,
+};
+
+void pvp_shim_enable_dirty_logging(struct vfio_pci_core_device *vdev)
+{
+	vdev->vdev.log_ops = &pvp_shim_log_ops;
+}
+
 int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next)
 {
 	enum vfio_device_mig_state n;
@@ -307,6 +327,21 @@ int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32
 	if (IS_ERR(io))
 		return PTR_ERR(io);
 	*val = ioread32(io + off);
+	return 0;
+}
+
+void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar)
+{
+	return vfio_pci_core_get_iomap(vdev, bar);
+}
+
+int pvp_shim_bar_read64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 *val)
+{
+	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
+
+	if (IS_ERR(io))
+		return PTR_ERR(io);
+	*val = readq(io + off);
 	return 0;
 }
 

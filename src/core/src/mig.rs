@@ -6,10 +6,12 @@
 //!   header naming the persona and device kind, then records, then an end record
 //!   ([`stream::Writer`], [`stream::Parser`]).
 //! - [`checksum`] is the stream's fast word-wise checksum, fused with the copy.
+//! - [`dirty`] is device dirty page logging: tracked ranges, the dirty set and reports.
 //!
 //! All of it is pure: no allocation, no I/O, no locks. The kernel glue owns the buffers, copies
 //! user memory, and executes the decisions.
 
 pub mod checksum;
+pub mod dirty;
 pub mod fsm;
 pub mod stream;

@@ -5,6 +5,7 @@
 use super::{
     bindings,
     device::{Device, RegionIo},
+    dirty::{DirtyBitmap, LogRanges},
     migration::{DataFileOps, NewFile},
 };
 use kernel::{error::to_result, prelude::*, uaccess::UserPtr};
@@ -102,6 +103,37 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
     /// The number of bytes STOP_COPY would produce now (`VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`).
     fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
         Err(EOPNOTSUPP)
+    }
+
+    /// Whether the device offers dirty page logging (`vfio_log_ops`), asked once before it is
+    /// registered and only when [`Driver::migration_flags`] offered migration; `false` (the
+    /// default): VFIO reports the `DMA_LOGGING_*` features as unsupported.
+    fn dirty_logging(_dev: &Device<Self>) -> bool {
+        false
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_START`: log the device's DMA writes into `ranges` at
+    /// `*page_size` granularity; `*page_size` may be changed to the one used. Must refuse a
+    /// second start without a stop in between (VFIO does not track it).
+    fn log_start(_dev: &Device<Self>, _ranges: &mut LogRanges<'_>, _page_size: &mut u64) -> Result {
+        Err(EOPNOTSUPP)
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP` (also called when a start could not be reported
+    /// to the user); stopping a log that is off is not an error.
+    fn log_stop(_dev: &Device<Self>) -> Result {
+        Ok(())
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT`: sets in `dirty` the pages of `[iova, iova +
+    /// len)` written since the last report of them, and forgets them.
+    fn log_read_and_clear(
+        _dev: &Device<Self>,
+        _iova: u64,
+        _len: u64,
+        _dirty: &mut DirtyBitmap<'_>,
+    ) -> Result {
+        Err(EINVAL)
     }
 
     /// Whether region `index` may be mapped with `mmap()` (trapped regions may not).

@@ -197,6 +197,18 @@ impl CoreDevice {
         Ok(v)
     }
 
+    /// Reads the 64-bit register at `off` of BAR `bar` (the device must be open).
+    pub(crate) fn bar_read64(&self, bar: u32, off: u32) -> Result<u64> {
+        self.check_bar(bar, off)?;
+        if off % 8 != 0 {
+            return Err(EINVAL);
+        }
+        let mut v = 0u64;
+        // SAFETY: As for `bar_read32`.
+        to_result(unsafe { bindings::pvp_shim_bar_read64(self.as_raw(), bar, off, &mut v) })?;
+        Ok(v)
+    }
+
     /// Writes the 32-bit register at `off` of BAR `bar` (the device must be open).
     pub(crate) fn bar_write32(&self, bar: u32, off: u32, v: u32) -> Result {
         self.check_bar(bar, off)?;
@@ -212,6 +224,48 @@ impl CoreDevice {
         }
         // SAFETY: As for `bar_read32`.
         to_result(unsafe { bindings::pvp_shim_bar_write64(self.as_raw(), bar, off, v) })
+    }
+
+    /// A user's write of `len` (1, 2, 4 or 8) bytes of `val` at `off` of the memory BAR `bar`,
+    /// made as vfio-pci-core makes it (`vfio_pci_core_iowrite*()`: only while memory decoding is
+    /// on, under the core's memory lock; 8 bytes as the core's `iowrite64`) but from a value the
+    /// driver holds, so user memory is read once: a trap decides on the bytes that reach the
+    /// device.
+    pub(crate) fn bar_user_write(&self, bar: u32, off: u64, len: usize, val: u64) -> Result {
+        // SAFETY: The device is initialised; the shim reads the function's resource length.
+        let bar_len = unsafe { bindings::pvp_shim_bar_len(self.as_raw(), bar) };
+        let n = u64::try_from(len).map_err(|_| EINVAL)?;
+        if !matches!(len, 1 | 2 | 4 | 8) || off % n != 0 || off.saturating_add(n) > bar_len {
+            return Err(EINVAL);
+        }
+        // SAFETY: The device is initialised; the map is an ERR_PTR when the BAR has none.
+        let io = from_err_ptr(unsafe { bindings::pvp_shim_bar_iomap(self.as_raw(), bar) })?;
+        let at = io
+            .cast::<u8>()
+            .wrapping_add(usize::try_from(off).map_err(|_| EINVAL)?)
+            .cast::<c_void>();
+        let b = val.to_le_bytes();
+        let raw = self.as_raw();
+        // SAFETY: `at` is inside the BAR's map (checked above) and naturally aligned; the core's
+        // helpers take its memory lock and check memory decoding themselves.
+        to_result(unsafe {
+            match len {
+                1 => bindings::vfio_pci_core_iowrite8(raw, true, b[0], at),
+                2 => bindings::vfio_pci_core_iowrite16(
+                    raw,
+                    true,
+                    u16::from_le_bytes([b[0], b[1]]),
+                    at,
+                ),
+                4 => bindings::vfio_pci_core_iowrite32(
+                    raw,
+                    true,
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    at,
+                ),
+                _ => bindings::vfio_pci_core_iowrite64(raw, true, val, at),
+            }
+        })
     }
 
     fn check_bar(&self, bar: u32, off: u32) -> Result {

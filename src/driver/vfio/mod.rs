@@ -8,6 +8,7 @@
 
 mod bindings;
 mod device;
+mod dirty;
 mod driver;
 mod firmware;
 mod migration;
@@ -19,6 +20,7 @@ pub(crate) use device::{
     copy_from_user_at, copy_to_user_at, default_persona, CoreDevice, Device, PasidStatus, RegionIo,
     CONFIG_REGION_INDEX, REGION_INFO_FLAG_MMAP, VENDOR_REGION_TYPE,
 };
+pub(crate) use dirty::{DirtyBitmap, LogRanges};
 pub(crate) use driver::{Driver, Registration};
 pub(crate) use firmware::Firmware;
 pub(crate) use migration::{DataFileOps, NewFile};
@@ -29,6 +31,8 @@ pub(crate) type RawVfioDevice = bindings::vfio_device;
 /// `struct vfio_pci_core_device`, for the entry-point signatures only.
 #[doc(hidden)]
 pub(crate) type RawCoreDevice = bindings::vfio_pci_core_device;
+/// `VFIO_DEVICE_IOEVENTFD`.
+pub(crate) const DEVICE_IOEVENTFD: u32 = bindings::PVP_VFIO_DEVICE_IOEVENTFD;
 /// `struct vfio_region_info`, for the entry-point signatures only.
 #[doc(hidden)]
 pub(crate) type RawRegionInfo = bindings::vfio_region_info;

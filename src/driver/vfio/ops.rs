@@ -9,6 +9,7 @@
 use super::{
     bindings,
     device::{CoreDevice, Device, RegionIo},
+    dirty::{DirtyBitmap, LogRanges},
     driver::Driver,
 };
 use kernel::{
@@ -72,6 +73,13 @@ macro_rules! declare_vfio_pci_driver {
             mig_ioctl(p: *mut kernel::ffi::c_void, cmd: kernel::ffi::c_uint,
                 arg: kernel::ffi::c_ulong) -> kernel::ffi::c_long;
             mig_release(p: *mut kernel::ffi::c_void) -> ();
+            log_start(v: *mut $crate::vfio::RawVfioDevice,
+                ranges: *mut kernel::bindings::rb_root_cached, n: u32, page_size: *mut u64)
+                -> kernel::ffi::c_int;
+            log_stop(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
+            log_read_and_clear(v: *mut $crate::vfio::RawVfioDevice, iova: kernel::ffi::c_ulong,
+                len: kernel::ffi::c_ulong, dirty: *mut kernel::bindings::iova_bitmap)
+                -> kernel::ffi::c_int;
             desc_rw(c: *mut $crate::vfio::RawCoreDevice, b: *mut kernel::ffi::c_char, n: usize,
                 pos: *mut kernel::bindings::loff_t, write: bool) -> isize;
         );
@@ -158,6 +166,12 @@ pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c
         if flags != 0 {
             // SAFETY: Not registered yet: nothing reads the migration fields concurrently.
             unsafe { bindings::pvp_shim_enable_migration(core, flags) };
+            // SAFETY: `init` succeeded, so `core` is a container of this driver.
+            let dev = unsafe { dev::<T>(core.cast()) };
+            if T::dirty_logging(dev) {
+                // SAFETY: Not registered yet, as above.
+                unsafe { dev.core().enable_dirty_logging() };
+            }
         }
         // SAFETY: `core` is fully initialised and is the function's driver data.
         let r = kernel::error::to_result(unsafe { bindings::vfio_pci_core_register_device(core) });
@@ -625,4 +639,58 @@ pub(crate) unsafe fn mig_ioctl<T: Driver>(p: *mut c_void, cmd: c_uint, arg: c_ul
 pub(crate) unsafe fn mig_release<T: Driver>(p: *mut c_void) {
     // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
     unsafe { super::migration::mig_release::<T::DataFile>(p) }
+}
+
+/// `vfio_log_ops.log_start`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `ranges` is VFIO's tree of `n` ranges and
+/// `page_size` a valid in/out pointer, both for the duration of the call.
+pub(crate) unsafe fn log_start<T: Driver>(
+    v: *mut bindings::vfio_device,
+    ranges: *mut kernel::bindings::rb_root_cached,
+    n: u32,
+    page_size: *mut u64,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: VFIO passes a valid in/out page size for the duration of the call.
+        let page_size = unsafe { page_size.as_mut() }.ok_or(EINVAL)?;
+        // SAFETY: VFIO's tree for this call, which nothing else touches until it returns.
+        let mut ranges = unsafe { LogRanges::new(ranges, n) };
+        // SAFETY: `v` is a registered device of this driver.
+        T::log_start(unsafe { dev::<T>(v) }, &mut ranges, page_size).map(|()| 0)
+    })
+}
+
+/// `vfio_log_ops.log_stop`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver.
+pub(crate) unsafe fn log_stop<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
+    // SAFETY: `v` is a registered device of this driver.
+    from_result(|| T::log_stop(unsafe { dev::<T>(v) }).map(|()| 0))
+}
+
+/// `vfio_log_ops.log_read_and_clear`.
+///
+/// # Safety
+///
+/// `v` is a registered device of this driver; `dirty` is the bitmap VFIO allocated for
+/// `[iova, iova + len)`, valid for the duration of the call.
+pub(crate) unsafe fn log_read_and_clear<T: Driver>(
+    v: *mut bindings::vfio_device,
+    iova: c_ulong,
+    len: c_ulong,
+    dirty: *mut kernel::bindings::iova_bitmap,
+) -> c_int {
+    from_result(|| {
+        let iova = u64::try_from(iova).map_err(|_| EINVAL)?;
+        let len = u64::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: VFIO's bitmap for this call and range.
+        let mut bitmap = unsafe { DirtyBitmap::new(dirty, iova, len) };
+        // SAFETY: `v` is a registered device of this driver.
+        T::log_read_and_clear(unsafe { dev::<T>(v) }, iova, len, &mut bitmap).map(|()| 0)
+    })
 }
