@@ -122,6 +122,11 @@ impl Edu {
 
     /// A trapped user write of BAR0. `held`: DMA starts are held (P2P states); `frozen`: the
     /// device must not change (STOP states), so the write is refused.
+    ///
+    /// One register per write: vfio-pci-core would split a longer or misaligned access into
+    /// several device accesses that neither the shadow nor the DMA hold would see, so a write of
+    /// 4 bytes or more that is not one aligned 4- or 8-byte access is refused with `EINVAL`.
+    /// Shorter ones reach no register (edu ignores them) and go through.
     pub(crate) fn write(
         &mut self,
         core: &CoreDevice,
@@ -134,6 +139,14 @@ impl Edu {
         }
         let off = u32::try_from(io.offset()).map_err(|_| EINVAL)?;
         let len = io.len();
+        let single = match len {
+            4 => off % 4 == 0,
+            8 => off % 8 == 0,
+            _ => false,
+        };
+        if !single && len >= 4 {
+            return Err(EINVAL);
+        }
         let val = match len {
             4 => {
                 let mut b = [0u8; 4];
