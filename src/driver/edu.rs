@@ -162,6 +162,18 @@ impl Edu {
             _ => return core.write(io),
         };
         let lo = u32::try_from(val & u64::from(u32::MAX)).unwrap_or(0);
+        if off == REG_DMA_CMD && held && lo & DMA_START != 0 {
+            // Held until RUNNING; a second start while one is held is dropped, as edu drops a
+            // start while a transfer runs.
+            if self.held_cmd == 0 {
+                self.held_cmd = lo & DMA_CMD_BITS;
+            }
+            io.advance(len);
+            return Ok(len);
+        }
+        // The shadow follows only what reached the device (vfio refuses a write while memory
+        // decoding is off, for one).
+        let done = core.write(io)?;
         match off {
             REG_LIVENESS if len == 4 => {
                 self.liveness = lo;
@@ -174,18 +186,9 @@ impl Edu {
             REG_DMA_SRC => self.dma_src = val,
             REG_DMA_DST => self.dma_dst = val,
             REG_DMA_CNT => self.dma_cnt = val,
-            REG_DMA_CMD if held && lo & DMA_START != 0 => {
-                // Held until RUNNING; a second start while one is held is dropped, as edu drops
-                // a start while a transfer runs.
-                if self.held_cmd == 0 {
-                    self.held_cmd = lo & DMA_CMD_BITS;
-                }
-                io.advance(len);
-                return Ok(len);
-            }
             _ => {}
         }
-        core.write(io)
+        Ok(done)
     }
 
     /// Waits, bounded, until `reg & mask` reads 0.

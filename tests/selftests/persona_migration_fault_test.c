@@ -7,17 +7,20 @@
  *    refused from it, VFIO_DEVICE_RESET back to RUNNING;
  *  - VFIO_DEVICE_RESET, closing the data fd and closing the device in every state: RUNNING
  *    afterwards, an old data fd fails every call, and the device saves and resumes again;
+ *    resets racing with saves and resumes;
  *  - mutated and truncated streams (PVP_STREAMS, default 10000, from the seed PVP_SEED): every
  *    one refused, nothing applied, then the valid stream accepted and the state equal to the
- *    source's;
+ *    source's; a write() that faults part way;
  *  - DMA held in RUNNING_P2P until RUNNING, BAR0 writes refused while stopped, accesses spanning
- *    several registers refused;
+ *    several registers refused, writes vfio refuses kept out of the saved state;
  *  - PRECOPY_INFO and MIG_DATA_SIZE;
  *  - with PVP_MISMATCH set (the suite gives B another persona first, see migration.sh): the
  *    destination refuses the stream at its first write, and the source carries on.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,6 +639,30 @@ TEST_F(fault, multi_register_writes)
 	EXPECT_EQ(v, get_le(self->s.b + self->s.edu + 4, 4));
 }
 
+/* A write vfio refuses (memory decoding off) reaches neither the device nor the saved state. */
+TEST_F(fault, refused_write_not_shadowed)
+{
+	uint32_t v = 0x88880000;
+	uint64_t cfg, cfg_size;
+	uint16_t cmd = 0, off;
+
+	ASSERT_EQ(0, set_regs(self->b.devfd, self->bar_b, v));
+	ASSERT_EQ(0, pvp_config_size(self->b.devfd, &cfg, &cfg_size));
+	ASSERT_EQ(2, pread(self->b.devfd, &cmd, 2, cfg + 4));
+	ASSERT_TRUE(cmd & 0x2);
+	off = cmd & ~0x2;
+	ASSERT_EQ(2, pwrite(self->b.devfd, &off, 2, cfg + 4));
+	EXPECT_EQ(-EIO, wr(self->b.devfd, self->bar_b, EDU_LIVE, 0x9999, 4));
+	EXPECT_EQ(-EIO, wr(self->b.devfd, self->bar_b, EDU_FACT, 6, 4));
+	EXPECT_EQ(-EIO, wr(self->b.devfd, self->bar_b, EDU_DMA_SRC, 0x4242, 8));
+	ASSERT_EQ(2, pwrite(self->b.devfd, &cmd, 2, cfg + 4));
+	EXPECT_EQ(~v, rd(self->b.devfd, self->bar_b, EDU_LIVE));
+	ASSERT_EQ(0, save(self->b.devfd, &self->s));
+	EXPECT_EQ(v, get_le(self->s.b + self->s.edu + 4, 4));
+	EXPECT_EQ(3 + v % 10, get_le(self->s.b + self->s.edu + 8, 4));
+	EXPECT_EQ(0x1000 + v, get_le(self->s.b + self->s.edu + 24, 8));
+}
+
 static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
 {
 	while (n--)
@@ -840,6 +867,104 @@ TEST_F(fault, write_fault_part_way)
 	close(fd);
 	EXPECT_EQ(~v, rd(self->b.devfd, self->bar_b, EDU_LIVE));
 	munmap(map, 2 * pg);
+}
+
+/* A migration loop on one device and VFIO_DEVICE_RESET in a loop on the same device. */
+struct race {
+	int devfd;
+	const struct stream *good;
+	atomic_int stop;
+	atomic_long saves, resumes, cut, arc_errs, bad, resets, reset_errs;
+	int last_bad;
+};
+
+static void race_bad(struct race *r, int err)
+{
+	r->last_bad = err;
+	atomic_fetch_add(&r->bad, 1);
+}
+
+static void *race_migrate(void *arg)
+{
+	static uint8_t buf[STREAM_MAX];
+	struct race *r = arg;
+	struct layout l;
+
+	while (!atomic_load(&r->stop)) {
+		ssize_t n;
+		int fd, err;
+
+		/* Save: a whole stream to EOF, or the session ended by a reset (ENODEV). */
+		err = pvp_mig_set(r->devfd, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+		if (err) {
+			atomic_fetch_add(&r->arc_errs, 1);
+			pvp_mig_set(r->devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+			continue;
+		}
+		n = pvp_read_all(fd, buf, sizeof(buf), 64);
+		close(fd);
+		if (n >= 0 && ((size_t)n != r->good->len || layout_of(buf, n, &l) ||
+			       get_le(buf + n - 8, 8) != stream_sum(buf, n - 8)))
+			race_bad(r, -EIO);
+		else if (n < 0 && n != -ENODEV)
+			race_bad(r, n);
+		atomic_fetch_add(n >= 0 ? &r->saves : &r->cut, 1);
+		err = pvp_mig_set(r->devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+		if (err)
+			atomic_fetch_add(&r->arc_errs, 1);
+
+		/* Resume: the whole stream, or cut by a reset (ENODEV); leaving RESUMING works. */
+		err = pvp_mig_set(r->devfd, VFIO_DEVICE_STATE_RESUMING, &fd);
+		if (err) {
+			atomic_fetch_add(&r->arc_errs, 1);
+			pvp_mig_set(r->devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+			continue;
+		}
+		err = pvp_write_all(fd, r->good->b, r->good->len, 100);
+		if (err && err != -ENODEV)
+			race_bad(r, err);
+		atomic_fetch_add(err ? &r->cut : &r->resumes, 1);
+		err = pvp_mig_set(r->devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+		close(fd);
+		if (err)
+			atomic_fetch_add(&r->arc_errs, 1);
+	}
+	return NULL;
+}
+
+/*
+ * Resets racing with saves and resumes: the reset lands while the state lock is held (the
+ * deferred path) or not; either way a session it ends fails with ENODEV, never with a short
+ * stream, and the device is usable afterwards. The suite checks lockdep.
+ */
+TEST_F_TIMEOUT(fault, reset_races_migration, 120)
+{
+	struct race r = { .devfd = self->b.devfd, .good = &self->s };
+	uint32_t st = 0;
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, save(self->a.devfd, &self->s));
+	ASSERT_EQ(0, pthread_create(&t, NULL, race_migrate, &r));
+	for (i = 0; i < 300; i++) {
+		if (pvp_device_reset(self->b.devfd))
+			atomic_fetch_add(&r.reset_errs, 1);
+		else
+			atomic_fetch_add(&r.resets, 1);
+		usleep(below(5000));
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	TH_LOG("%ld resets (%ld failed), %ld saves and %ld resumes whole, %ld cut, %ld arcs failed",
+	       r.resets, r.reset_errs, r.saves, r.resumes, r.cut, r.arc_errs);
+	EXPECT_EQ(0, r.bad) TH_LOG("last: %s", strerror(-r.last_bad));
+	EXPECT_EQ(0, r.reset_errs);
+	EXPECT_LT(0, r.cut) TH_LOG("no session was ever ended by a reset");
+	EXPECT_LT(0, r.saves + r.resumes);
+	ASSERT_EQ(0, pvp_device_reset(self->b.devfd));
+	ASSERT_EQ(0, pvp_mig_get(self->b.devfd, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, st);
+	ROUNDTRIPS();
 }
 
 /* Where a mutated stream must be refused, and with which errno (0: any stream errno). */
