@@ -6,9 +6,9 @@
 #      from every state a user can ask for, save on one edu and resume on the other in chunked
 #      reads and writes with PRECOPY_INFO; the nvme offers no migration feature (no backend).
 #   2. persona_migration_fault_test, once: the ERROR row, reset / data-fd close / device close in
-#      every state, 10000 mutated or truncated streams refused (PVP_SEED reproduces them) then the
-#      valid one accepted, DMA held in RUNNING_P2P, BAR0 writes refused while stopped,
-#      PRECOPY_INFO and MIG_DATA_SIZE.
+#      every state, resets racing with saves and resumes, 10000 mutated or truncated streams
+#      refused (PVP_SEED reproduces them) then the valid one accepted, DMA held in RUNNING_P2P,
+#      BAR0 writes refused while stopped or spanning registers, PRECOPY_INFO and MIG_DATA_SIZE.
 #   3. Its persona_mismatch test with B on another persona than A (built here into
 #      build/firmware/persona-vfio-pci/mig-*.bin): another name, another version, the same name
 #      and version with another digest. B refuses the header at the first write with EPROTO.
