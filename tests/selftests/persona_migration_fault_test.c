@@ -1290,13 +1290,13 @@ static struct mutator mutators[] = {
 	{ "payload bit flip", 1200, m_flip_payload },
 	{ "checksum bit flip", 500, m_flip_checksum },
 	{ "scribble", 700, m_scribble },
-	{ "truncation", 400, m_truncate },
+	{ "truncation", 250, m_truncate },
 	{ "appended garbage", 500, m_append },
 	{ "records swapped", 200, m_swap_records },
 	{ "record duplicated", 300, m_duplicate_record },
 	{ "length field", 700, m_length },
 	{ "identity field (checksum fixed)", 1300, m_identity },
-	{ "edu record invalid (checksum fixed)", 200, m_edu_record },
+	{ "edu record invalid (checksum fixed)", 150, m_edu_record },
 	{ "config record unreachable (checksum fixed)", 50, m_config_record },
 	{ "record missing (checksum fixed)", 50, m_missing_record },
 	{ "unknown mandatory record (checksum fixed)", 300, m_unknown_mandatory },
@@ -1357,7 +1357,7 @@ TEST_F_TIMEOUT(fault, stream_fuzz, 600)
 	for (i = 0; i < total; i++) {
 		struct mutator *m = pick();
 		struct expect e;
-		bool accepted = false, chunks = below(25) == 0;
+		bool accepted = false, chunks = below(50) == 0;
 		int werr = 0, serr, fd;
 		size_t n, done = 0;
 
@@ -1366,7 +1366,7 @@ TEST_F_TIMEOUT(fault, stream_fuzz, 600)
 		m->count++;
 		ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &fd))
 			TH_LOG("stream %lu", i);
-		/* One write, or (1 in 25) random pieces. */
+		/* One write, or (1 in 50) random pieces. */
 		chunked += chunks;
 		while (done < n && !werr) {
 			size_t want = chunks ? 1 + below(300) : n - done;
