@@ -206,13 +206,14 @@ impl Edu {
                 .and_then(|p| vfio::copy_from_user_at(io, done, p))
                 .and_then(|()| {
                     let val = u64::from_le_bytes(b);
-                    let forward = match n {
-                        4 | 8 => self.register_write(core, off, n, val, held, log)?,
-                        // edu ignores other sizes; so does the shadow.
-                        _ => true,
-                    };
-                    if forward {
-                        core.bar_user_write(BAR, off, n, val)?;
+                    // edu ignores other sizes; so does the shadow.
+                    let reg = matches!(n, 4 | 8);
+                    if reg && !self.before_write(core, off, val, held, log)? {
+                        return Ok(());
+                    }
+                    core.bar_user_write(BAR, off, n, val)?;
+                    if reg {
+                        self.after_write(off, n, val);
                     }
                     Ok(())
                 });
@@ -228,20 +229,39 @@ impl Edu {
         Ok(done)
     }
 
-    /// One 4- or 8-byte piece `val` of a trapped write at `off`: updates the shadow and logs a
-    /// DMA start; returns whether the piece goes on to the device.
-    fn register_write(
+    /// Before a 4- or 8-byte piece `val` of a trapped write at `off` reaches the device: holds
+    /// a DMA start (P2P states) or logs the RAM it will write. Returns whether the piece goes on
+    /// to the device. Logging ahead of a write that then fails only over-reports.
+    fn before_write(
         &mut self,
         core: &CoreDevice,
         off: u64,
-        len: usize,
         val: u64,
         held: bool,
         log: &mut DirtyLog,
     ) -> Result<bool> {
         let lo = u32::try_from(val & u64::from(u32::MAX)).unwrap_or(0);
-        let Ok(off) = u32::try_from(off) else {
+        if off != u64::from(REG_DMA_CMD) || lo & DMA_START == 0 {
             return Ok(true);
+        }
+        if held {
+            // Held until RUNNING; a second start while one is held is dropped, as edu drops a
+            // start while a transfer runs.
+            if self.held_cmd == 0 {
+                self.held_cmd = lo & DMA_CMD_BITS;
+            }
+            return Ok(false);
+        }
+        Self::log_start(core, lo, log)?;
+        Ok(true)
+    }
+
+    /// After a 4- or 8-byte piece reached the device: the shadow follows only what the device
+    /// took (vfio refuses a write while memory decoding is off, for one).
+    fn after_write(&mut self, off: u64, len: usize, val: u64) {
+        let lo = u32::try_from(val & u64::from(u32::MAX)).unwrap_or(0);
+        let Ok(off) = u32::try_from(off) else {
+            return;
         };
         match off {
             REG_LIVENESS if len == 4 => {
@@ -255,20 +275,8 @@ impl Edu {
             REG_DMA_SRC => self.dma_src = val,
             REG_DMA_DST => self.dma_dst = val,
             REG_DMA_CNT => self.dma_cnt = val,
-            REG_DMA_CMD if lo & DMA_START != 0 => {
-                if held {
-                    // Held until RUNNING; a second start while one is held is dropped, as edu
-                    // drops a start while a transfer runs.
-                    if self.held_cmd == 0 {
-                        self.held_cmd = lo & DMA_CMD_BITS;
-                    }
-                    return Ok(false);
-                }
-                Self::log_start(core, lo, log)?;
-            }
             _ => {}
         }
-        Ok(true)
     }
 
     /// Whether a DMA transfer is running.

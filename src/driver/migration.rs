@@ -26,7 +26,10 @@
 //! then `-ENOMSG`; the snapshot taken on entering STOP_COPY makes the rest readable, to EOF.
 //! A resuming session feeds every write to the decoder and stages the records; nothing reaches
 //! the device before RESUMING -> STOP, and then only after the whole stream was verified and
-//! every record validated. A resuming session left with nothing written changes nothing.
+//! every record validated. A resuming session in which no `write()` succeeded (nothing written,
+//! or the stream refused at its first write, as a destination with another persona does)
+//! changes nothing and leaves RESUMING without error; once bytes were accepted, an incomplete or
+//! invalid stream fails RESUMING -> STOP and leaves the device in ERROR.
 //!
 //! # Locking
 //!
@@ -157,6 +160,8 @@ struct Resume {
     parser: Parser,
     image: KBox<Image>,
     cur: Staging,
+    /// A `write()` succeeded: the user delivered part of a stream.
+    accepted: bool,
 }
 
 /// What a session is doing.
@@ -249,9 +254,16 @@ impl DataFileOps for Session {
         let mut done = 0usize;
         while done < len {
             let n = (len - done).min(CHUNK);
-            UserSlice::new(buf.wrapping_byte_add(done), n)
+            let r = UserSlice::new(buf.wrapping_byte_add(done), n)
                 .reader()
-                .read_slice(&mut bounce[..n])?;
+                .read_slice(&mut bounce[..n]);
+            if let Err(e) = r {
+                // The bytes before the fault were taken: say so, as `write()` does.
+                if done > 0 {
+                    break;
+                }
+                return Err(e);
+            }
             let mut sink = Stage {
                 image: &mut res.image,
                 cur: &mut res.cur,
@@ -260,6 +272,9 @@ impl DataFileOps for Session {
                 .feed(&bounce[..n], &mut sink)
                 .map_err(|e| stream_errno(&e))?;
             done += n;
+        }
+        if done > 0 {
+            res.accepted = true;
         }
         Ok(done)
     }
@@ -482,6 +497,7 @@ impl Migration {
                             parser: Parser::new(expect, LIMITS),
                             image: new_image()?,
                             cur: Staging::None,
+                            accepted: false,
                         },
                         GFP_KERNEL,
                     )?;
@@ -518,8 +534,9 @@ impl Migration {
         let Inner::Resume(res) = &*inner else {
             return Err(EIO);
         };
-        if res.parser.offset() == 0 && res.parser.error().is_none() {
-            // Nothing was written: the user gave up resuming; the device stays as it is.
+        if !res.accepted {
+            // No write succeeded: the user gave up resuming, or was told at the first write that
+            // the stream is refused. Nothing was delivered; the device stays as it is.
             return Ok(());
         }
         res.parser.finish().map_err(|e| stream_errno(&e))?;

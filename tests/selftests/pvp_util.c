@@ -400,6 +400,153 @@ int pvp_config_read(int devfd, uint8_t *buf, size_t size, unsigned int width)
 	return 0;
 }
 
+/* A VFIO_DEVICE_FEATURE buffer with room for any migration feature's payload. */
+struct pvp_feature {
+	struct vfio_device_feature f;
+	uint64_t data[2];
+};
+
+static int pvp_feature(int devfd, uint32_t flags, size_t payload, struct pvp_feature *b)
+{
+	b->f.argsz = sizeof(b->f) + payload;
+	b->f.flags = flags;
+	if (ioctl(devfd, VFIO_DEVICE_FEATURE, &b->f))
+		return -errno;
+	return 0;
+}
+
+int pvp_mig_set(int devfd, uint32_t state, int *data_fd)
+{
+	struct pvp_feature b = {};
+	struct vfio_device_feature_mig_state *m = (void *)b.f.data;
+	int err;
+
+	m->device_state = state;
+	m->data_fd = -1;
+	err = pvp_feature(devfd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			  sizeof(*m), &b);
+	if (data_fd)
+		*data_fd = err ? -1 : m->data_fd;
+	else if (!err && m->data_fd >= 0)
+		close(m->data_fd);
+	return err;
+}
+
+int pvp_mig_get(int devfd, uint32_t *state)
+{
+	struct pvp_feature b = {};
+	struct vfio_device_feature_mig_state *m = (void *)b.f.data;
+	int err;
+
+	err = pvp_feature(devfd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			  sizeof(*m), &b);
+	if (!err)
+		*state = m->device_state;
+	return err;
+}
+
+int pvp_mig_flags(int devfd, uint64_t *flags)
+{
+	struct pvp_feature b = {};
+	struct vfio_device_feature_migration *m = (void *)b.f.data;
+	int err;
+
+	err = pvp_feature(devfd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
+			  sizeof(*m), &b);
+	if (!err)
+		*flags = m->flags;
+	return err;
+}
+
+int pvp_mig_data_size(int devfd, uint64_t *len)
+{
+	struct pvp_feature b = {};
+	struct vfio_device_feature_mig_data_size *m = (void *)b.f.data;
+	int err;
+
+	err = pvp_feature(devfd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+			  sizeof(*m), &b);
+	if (!err)
+		*len = m->stop_copy_length;
+	return err;
+}
+
+int pvp_precopy_info(int fd, uint32_t argsz, uint64_t *initial, uint64_t *dirty)
+{
+	struct vfio_precopy_info info = { .argsz = argsz };
+
+	if (ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info))
+		return -errno;
+	*initial = info.initial_bytes;
+	*dirty = info.dirty_bytes;
+	return 0;
+}
+
+ssize_t pvp_read_all(int fd, uint8_t *buf, size_t max, size_t chunk)
+{
+	size_t done = 0;
+
+	for (;;) {
+		size_t want = chunk < max - done ? chunk : max - done;
+		ssize_t n = read(fd, buf + done, want);
+
+		if (n < 0)
+			return -errno;
+		if (n == 0 || want == 0)
+			return done;
+		done += n;
+	}
+}
+
+int pvp_write_all(int fd, const uint8_t *buf, size_t len, size_t chunk)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t want = chunk < len - done ? chunk : len - done;
+		ssize_t n = write(fd, buf + done, want);
+
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+int pvp_device_reset(int devfd)
+{
+	return ioctl(devfd, VFIO_DEVICE_RESET) ? -errno : 0;
+}
+
+int pvp_region_offset(int devfd, uint32_t index, uint64_t *offset, uint32_t *flags)
+{
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = index };
+
+	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &ri))
+		return -errno;
+	*offset = ri.offset;
+	if (flags)
+		*flags = ri.flags;
+	return 0;
+}
+
+int pvp_ioas_map(int iommufd, uint32_t ioas_id, void *va, uint64_t len, uint64_t iova)
+{
+	struct iommu_ioas_map map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = ioas_id,
+		.user_va = (uintptr_t)va,
+		.length = len,
+		.iova = iova,
+	};
+
+	return ioctl(iommufd, IOMMU_IOAS_MAP, &map) ? -errno : 0;
+}
+
 long pvp_module_refcnt(const char *module)
 {
 	char path[PATH_MAX], val[32];

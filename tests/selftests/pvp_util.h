@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PVP_PCI_DEVICES "/sys/bus/pci/devices"
 #define PVP_PCI_DRIVERS "/sys/bus/pci/drivers"
@@ -69,6 +70,27 @@ int pvp_irq_info(int devfd, uint32_t index, void **buf, size_t *len);
 /* Config space through the VFIO config region, in accesses of width 1, 2 or 4. */
 int pvp_config_size(int devfd, uint64_t *offset, uint64_t *size);
 int pvp_config_read(int devfd, uint8_t *buf, size_t size, unsigned int width);
+
+/*
+ * VFIO migration v2 (VFIO_DEVICE_FEATURE) and the data fd. pvp_mig_set puts the new data fd in
+ * *data_fd (-1 when the arc opened none); with data_fd NULL a new fd is closed.
+ */
+int pvp_mig_set(int devfd, uint32_t state, int *data_fd);
+int pvp_mig_get(int devfd, uint32_t *state);
+int pvp_mig_flags(int devfd, uint64_t *flags);
+int pvp_mig_data_size(int devfd, uint64_t *len);
+/* VFIO_MIG_GET_PRECOPY_INFO on a data fd, with the given argsz. */
+int pvp_precopy_info(int fd, uint32_t argsz, uint64_t *initial, uint64_t *dirty);
+/* Reads a data fd to EOF in reads of @chunk bytes: the byte count, or -errno of a failed read. */
+ssize_t pvp_read_all(int fd, uint8_t *buf, size_t max, size_t chunk);
+/* Writes @len bytes in writes of @chunk bytes: 0, or -errno of the first failed write. */
+int pvp_write_all(int fd, const uint8_t *buf, size_t len, size_t chunk);
+/* VFIO_DEVICE_RESET: 0 or -errno. */
+int pvp_device_reset(int devfd);
+/* The file offset of region @index, and its flags. */
+int pvp_region_offset(int devfd, uint32_t index, uint64_t *offset, uint32_t *flags);
+/* IOMMU_IOAS_MAP of [va, va + len) at @iova, readable and writable. */
+int pvp_ioas_map(int iommufd, uint32_t ioas_id, void *va, uint64_t len, uint64_t iova);
 
 /* Modules: /sys/module/<m>/refcnt (-ENOENT when not loaded), unload, load. */
 long pvp_module_refcnt(const char *module);
