@@ -141,21 +141,6 @@ static const char *bits(const uint64_t *bm, unsigned int n)
 	return s;
 }
 
-static int map_fixed(int iommufd, uint32_t ioas, void *va, uint64_t len, uint64_t iova)
-{
-	struct iommu_ioas_map m = {
-		.size = sizeof(m),
-		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-			 IOMMU_IOAS_MAP_WRITEABLE,
-		.ioas_id = ioas,
-		.user_va = (uintptr_t)va,
-		.length = len,
-		.iova = iova,
-	};
-
-	return ioctl(iommufd, IOMMU_IOAS_MAP, &m) ? -errno : 0;
-}
-
 static int mig_set(int devfd, uint32_t state, int *data_fd)
 {
 	struct vfio_device_feature_mig_state m = { .device_state = state, .data_fd = -1 };
@@ -302,9 +287,9 @@ FIXTURE_SETUP(dirty)
 	memset(self->a, 0, PAGES_A * PG);
 	memset(self->b, 0, PAGES_B * PG);
 	memset(self->c, 0, PAGES_C * PG);
-	ASSERT_EQ(0, map_fixed(self->d.iommufd, self->d.ioas_id, self->a, PAGES_A * PG, IOVA_A));
-	ASSERT_EQ(0, map_fixed(self->d.iommufd, self->d.ioas_id, self->b, PAGES_B * PG, IOVA_B));
-	ASSERT_EQ(0, map_fixed(self->d.iommufd, self->d.ioas_id, self->c, PAGES_C * PG, IOVA_C));
+	ASSERT_EQ(0, pvp_ioas_map(self->d.iommufd, self->d.ioas_id, self->a, PAGES_A * PG, IOVA_A));
+	ASSERT_EQ(0, pvp_ioas_map(self->d.iommufd, self->d.ioas_id, self->b, PAGES_B * PG, IOVA_B));
+	ASSERT_EQ(0, pvp_ioas_map(self->d.iommufd, self->d.ioas_id, self->c, PAGES_C * PG, IOVA_C));
 
 	/* Fill the edu's buffer from the last page of A (a RAM-to-device DMA), then clear it. */
 	for (i = 0; i < PG; i++)
@@ -650,8 +635,8 @@ TEST_F(dirty, close_drops_log)
 	ASSERT_EQ(0, dma_to_ram(self, 0, IOVA_A + 4 * PG, 8));
 	pvp_dev_close(&self->d);
 	ASSERT_EQ(0, pvp_dev_open(self->bdf, &self->d));
-	ASSERT_EQ(0, map_fixed(self->d.iommufd, self->d.ioas_id, self->a, PAGES_A * PG, IOVA_A));
-	ASSERT_EQ(0, map_fixed(self->d.iommufd, self->d.ioas_id, self->b, PAGES_B * PG, IOVA_B));
+	ASSERT_EQ(0, pvp_ioas_map(self->d.iommufd, self->d.ioas_id, self->a, PAGES_A * PG, IOVA_A));
+	ASSERT_EQ(0, pvp_ioas_map(self->d.iommufd, self->d.ioas_id, self->b, PAGES_B * PG, IOVA_B));
 	EXPECT_EQ(-EINVAL, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
 	ASSERT_EQ(0, log_start_ab(self->d.devfd));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
