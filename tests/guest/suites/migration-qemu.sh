@@ -225,7 +225,7 @@ finish() {
 	tap_end
 	exit $?
 }
-trap cleanup INT TERM
+trap 'cleanup; exit 1' INT TERM
 # fatal DESCRIPTION [DIAG]: a failed step the rest cannot go on without.
 fatal() {
 	tap_ok 1 "$1" "${2:-}"
