@@ -6,6 +6,7 @@
 # persona-vfio-pci, assigned through `-object iommufd` + `-device vfio-pci,host=...`. The inner
 # guest is booted once; its shell is driven over the serial port, each QEMU over QMP, both
 # through FIFOs. The inner guest pokes the edu with edu_regs (tests/selftests; no /dev/mem here).
+# The test kernel has no CONFIG_PVH, so the inner guest boots its bzImage through qboot.
 #   1. QEMU A owns edu E0 (persona edu-identity@1.0 on both edus); the inner guest writes device
 #      state: liveness, a factorial input, the DMA registers (64-bit), the IRQ-on-factorial bit.
 #   2. A saves to a file (`migrate file:`); A quits; QEMU B owning E1 restores it (`-incoming
@@ -20,7 +21,7 @@
 # reported times (total, downtime) are TAP comments; QEMU's own warnings become diagnostics.
 # Usage: migration-qemu.sh FILE.tap
 # Environment: PVP_TRIXIE_ROOT_GUEST (default /cache/trixie-root), PVP_KBUILD (set by guest-run),
-#   PVP_INNER_BOOT_TIMEOUT (seconds, default 300).
+#   PVP_INNER_BOOT_TIMEOUT (seconds, default 480: the boot takes 110-220 s on a loaded 2-core host).
 . /repo/tests/lib/tap.sh
 tap_begin "$1"
 
@@ -33,7 +34,7 @@ FW=/repo/build/firmware
 FWD=$FW/persona-vfio-pci
 P_OK=edu-identity@1.0
 P_BAD=edu-identity@1.1
-BOOT_TIMEOUT=${PVP_INNER_BOOT_TIMEOUT:-300}
+BOOT_TIMEOUT=${PVP_INNER_BOOT_TIMEOUT:-480}
 W=$(mktemp -d /tmp/migration-qemu.XXXXXX)
 
 # The inner kernel is the test kernel (lockdep, KUnit, ...), booted under TCG inside TCG: every
