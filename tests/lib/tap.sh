@@ -3,6 +3,7 @@
 #   tap_begin FILE        start a suite writing FILE (and echo to stdout)
 #   tap_ok COND_STATUS "description" [diagnostic]   ok when status is 0
 #   tap_skip "description" "reason"
+#   tap_diag "text"       a diagnostic line ("# text") in the file and on stdout
 #   tap_end               write the plan, return non-zero if anything failed
 _tap_n=0 _tap_fail=0 _tap_file=
 tap_begin() { _tap_file=$1; _tap_n=0; _tap_fail=0; : >"$_tap_file"; _tap_out "TAP version 13"; }
@@ -21,6 +22,7 @@ tap_check() {
 	_o=$("$@" 2>&1); _s=$?
 	tap_ok "$_s" "$_d" "$_o"
 }
+tap_diag() { printf '%s\n' "$*" | sed 's/^/# /' | tee -a "$_tap_file"; }
 tap_skip() { _tap_n=$((_tap_n + 1)); _tap_out "ok $_tap_n - $1 # SKIP $2"; }
 tap_end() { _tap_out "1..$_tap_n"; [ "$_tap_fail" = 0 ]; }
 

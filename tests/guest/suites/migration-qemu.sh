@@ -1,0 +1,426 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Guest suite: VFIO migration of persona-vfio-pci with QEMU as the real client (issue 7).
+# Debian's QEMU 11.1 (the cached trixie root, run through its own loader and libraries) runs an
+# inner guest (this very kernel, a busybox initramfs written here) with an edu bound to
+# persona-vfio-pci, assigned through `-object iommufd` + `-device vfio-pci,host=...`. The inner
+# guest is booted once; its shell is driven over the serial port, each QEMU over QMP, both
+# through FIFOs. The inner guest pokes the edu with edu_regs (tests/selftests; no /dev/mem here).
+# The test kernel has no CONFIG_PVH, so the inner guest boots its bzImage through qboot.
+#   1. QEMU A owns edu E0 (persona edu-identity@1.0 on both edus); the inner guest writes device
+#      state: liveness, a factorial input, the DMA registers (64-bit), the IRQ-on-factorial bit.
+#   2. A saves to a file (`migrate file:`); A quits; QEMU B owning E1 restores it (`-incoming
+#      defer` + migrate-incoming file:); the inner guest, now in B, reads every register back
+#      equal, runs a DMA round trip through B's mappings, and writes new state.
+#   3. B migrates live over a unix socket (return-path + switchover-ack) to QEMU C owning E0
+#      again; the inner guest reads the new state back.
+#   4. E1 gets persona edu-identity@1.1 (same layout, another version); a QEMU D owning it is
+#      the destination of C: the migration fails with our errno's text (EPROTO, "Protocol
+#      error") and C keeps running: status "running", the inner guest answers, state intact.
+# Every wait has a timeout; every QEMU is killed on the way out. Each phase's time and QEMU's
+# reported times (total, downtime) are TAP comments; QEMU's own warnings become diagnostics.
+# Usage: migration-qemu.sh FILE.tap
+# Environment: PVP_TRIXIE_ROOT_GUEST (default /cache/trixie-root), PVP_KBUILD (set by guest-run),
+#   PVP_INNER_BOOT_TIMEOUT (seconds, default 480: the boot takes 110-220 s on a loaded 2-core host).
+. /repo/tests/lib/tap.sh
+tap_begin "$1"
+
+drv=persona-vfio-pci
+TR=${PVP_TRIXIE_ROOT_GUEST:-/cache/trixie-root}
+KB=${PVP_KBUILD:-}
+ER=/repo/build/selftests/edu_regs
+G=/repo/tests/personas/golden
+FW=/repo/build/firmware
+FWD=$FW/persona-vfio-pci
+P_OK=edu-identity@1.0
+P_BAD=edu-identity@1.1
+BOOT_TIMEOUT=${PVP_INNER_BOOT_TIMEOUT:-480}
+W=$(mktemp -d /tmp/migration-qemu.XXXXXX)
+
+# The inner kernel is the test kernel (lockdep, KUnit, ...), booted under TCG inside TCG: every
+# second counts. Off: KUnit at boot, lockdep's dependency checking, the 512 legacy pty devices
+# (16 s of kernel time alone), the PS/2 controller, ACPI (the edu needs none of it).
+INNER_CMDLINE="console=ttyS0 quiet panic=-1 no_timer_check acpi=off tsc=reliable kunit.enable=0"
+INNER_CMDLINE="$INNER_CMDLINE lockdep.prove_locking=0 pty.legacy_count=0 initcall_blacklist=i8042_init"
+
+# No enable-migration=on: QEMU migrates the device by default only because the driver offers
+# device dirty page logging (vfio_log_ops); without it QEMU blocks the migration.
+VFIO_MIG_OPT=""
+
+find_fn() {
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
+	done
+}
+edus=$(find_fn 0x1234 0x11e8)
+e0=$(echo "$edus" | sed -n 1p) e1=$(echo "$edus" | sed -n 2p)
+
+now() { date +%s; }
+t_suite=$(now) t_phase=$t_suite
+# phase_done NAME: the phase's wall time as a TAP comment.
+phase_done() {
+	_t=$(now)
+	tap_diag "time: $1: $((_t - t_phase)) s (suite so far $((_t - t_suite)) s)"
+	t_phase=$_t
+}
+expect() { tap_ok "$([ "$2" = "$3" ]; echo $?)" "$1" "got \"$2\", want \"$3\""; }
+
+# --- QEMU processes, their FIFOs and logs (all under $W) ---
+libs=$TR/usr/lib/x86_64-linux-gnu:$TR/lib/x86_64-linux-gnu
+bg_pids=
+# pid_of NAME: the QEMU's process id.
+pid_of() { eval "echo \${qpid_$1:-}"; }
+# alive NAME: the QEMU runs (a zombie waiting to be reaped does not).
+alive() {
+	_p=$(pid_of "$1")
+	[ -n "$_p" ] && [ -r "/proc/$_p/stat" ] && [ "$(cut -d' ' -f3 "/proc/$_p/stat" 2>/dev/null)" != Z ]
+}
+# qemu_start NAME BDF [QEMU ARGS...]: an inner QEMU owning BDF, in the background.
+# Serial and QMP are FIFO pairs ($W/NAME.ser.in/.out, $W/NAME.qmp.in/.out); what QEMU writes is
+# copied to $W/NAME.serial and $W/NAME.qmplog, its stderr goes to $W/NAME.log.
+qemu_start() {
+	_n=$1 _b=$2
+	shift 2
+	for _f in ser qmp; do
+		rm -f "$W/$_n.$_f.in" "$W/$_n.$_f.out"
+		mkfifo "$W/$_n.$_f.in" "$W/$_n.$_f.out"
+	done
+	: >"$W/$_n.serial"
+	: >"$W/$_n.qmplog"
+	: >"$W/$_n.log"
+	QEMU_MODULE_DIR=$TR/usr/lib/x86_64-linux-gnu/qemu \
+		"$TR/lib64/ld-linux-x86-64.so.2" --library-path "$libs" "$TR/usr/bin/qemu-system-x86_64" \
+		-L "$TR/usr/share/qemu" -name "$_n" \
+		-accel tcg,tb-size=64 -machine pc -cpu max -smp 1 -m 128M \
+		-nodefaults -no-user-config -display none -no-reboot \
+		-bios "$TR/usr/share/qemu/qboot.rom" \
+		-kernel "$KB/arch/x86/boot/bzImage" -initrd "$W/inner.cpio" \
+		-append "$INNER_CMDLINE" \
+		-serial "pipe:$W/$_n.ser" \
+		-qmp "pipe:$W/$_n.qmp" \
+		-object iommufd,id=iommufd0 \
+		-device "vfio-pci,host=$_b,id=edu,iommufd=iommufd0$VFIO_MIG_OPT" \
+		"$@" >>"$W/$_n.log" 2>&1 &
+	eval "qpid_$_n=$!"
+	cat "$W/$_n.ser.out" >>"$W/$_n.serial" 2>/dev/null &
+	bg_pids="$bg_pids $!"
+	cat "$W/$_n.qmp.out" >>"$W/$_n.qmplog" 2>/dev/null &
+	bg_pids="$bg_pids $!"
+}
+# wait_for FILE TEXT SECONDS [NAME]: until FILE contains TEXT; gives up early when QEMU NAME is gone.
+wait_for() {
+	_end=$(($(now) + $3))
+	while ! grep -qF -- "$2" "$1" 2>/dev/null; do
+		if [ -n "${4:-}" ] && ! alive "$4"; then
+			sleep 1
+			grep -qF -- "$2" "$1" 2>/dev/null
+			return
+		fi
+		[ "$(now)" -lt "$_end" ] || return 1
+		sleep 0.5
+	done
+}
+# next_id: a number never used before in this run (callers run in subshells, so it lives in a file).
+echo 0 >"$W/last-id"
+next_id() {
+	_i=$(($(cat "$W/last-id") + 1))
+	echo "$_i" >"$W/last-id"
+	echo "$_i"
+}
+# qmp NAME COMMAND [ARGUMENTS-JSON]: sends one QMP command, prints its response line;
+# status 1 when none came within 60 s, 2 when it is an error.
+qmp() {
+	_id=c$(next_id) _a=
+	[ -n "${3:-}" ] && _a=",\"arguments\":$3"
+	alive "$1" || { echo "(QEMU $1 is not running)"; return 1; }
+	# Read-write opens of a FIFO never block, even if QEMU is gone.
+	printf '{"execute":"%s"%s,"id":"%s"}\n' "$2" "$_a" "$_id" 1<>"$W/$1.qmp.in"
+	if ! wait_for "$W/$1.qmplog" "\"$_id\"" 60 "$1"; then
+		echo "(no QMP answer from $1 to $2 within 60 s)"
+		return 1
+	fi
+	_r=$(grep -F "\"$_id\"" "$W/$1.qmplog" | head -n 1)
+	echo "$_r"
+	case "$_r" in *'"error"'*) return 2 ;; esac
+	return 0
+}
+# qmp_ready NAME: waits for the QMP greeting and leaves capabilities negotiation.
+qmp_ready() {
+	wait_for "$W/$1.qmplog" '"QMP"' 120 "$1" && qmp "$1" qmp_capabilities >/dev/null
+}
+# field JSON NAME: a string or number member of a QMP answer ("status", "error-desc", ...).
+field() {
+	printf '%s\n' "$1" | sed -n "s/.*\"$2\": *\"\([^\"]*\)\".*/\1/p;t;s/.*\"$2\": *\([0-9][0-9]*\).*/\1/p" |
+		head -n 1
+}
+# status NAME: the VM's run state.
+status() { field "$(qmp "$1" query-status)" status; }
+# migration_wait NAME SECONDS: polls query-migrate until it ends; prints the last answer.
+migration_wait() {
+	_end=$(($(now) + $2))
+	while :; do
+		_m=$(qmp "$1" query-migrate) || { echo "$_m"; return 1; }
+		case "$(field "$_m" status)" in
+		completed | failed | cancelled) echo "$_m"; return 0 ;;
+		esac
+		[ "$(now)" -lt "$_end" ] || { echo "$_m"; return 1; }
+		sleep 1
+	done
+}
+# qemu_stop NAME: quit over QMP, then kill if it lingers; its stderr becomes diagnostics.
+qemu_stop() {
+	_p=$(pid_of "$1")
+	[ -n "$_p" ] || return 0
+	alive "$1" && qmp "$1" quit >/dev/null
+	for _ in $(seq 20); do alive "$1" || break; sleep 0.5; done
+	alive "$1" && { kill -9 "$_p" 2>/dev/null; tap_diag "QEMU $1 did not quit; killed"; }
+	wait "$_p" 2>/dev/null
+	eval "qpid_$1="
+	qemu_log "$1"
+}
+# qemu_log NAME: QEMU's stderr (its warnings) as TAP diagnostics, once (QEMU appends to it).
+qemu_log() {
+	[ -s "$W/$1.log" ] || return 0
+	tap_diag "QEMU $1 said:"
+	sed "s/^[[:space:]]*/  /" "$W/$1.log" | head -n 40 | while IFS= read -r _l; do tap_diag "$_l"; done
+	: >"$W/$1.log"
+}
+# set_caps NAME: return-path and switchover-ack (the destination acknowledges the device's
+# initial data before the source stops).
+set_caps() {
+	qmp "$1" migrate-set-capabilities \
+		'{"capabilities":[{"capability":"return-path","state":true},{"capability":"switchover-ack","state":true}]}'
+}
+
+# --- the inner guest's shell over its serial port ---
+# inner NAME CMD: runs CMD in the inner guest (in the QEMU NAME); prints its one-line output,
+# status: the command's, 124 when no answer came within 90 s.
+inner() {
+	ser_n=$(next_id)
+	alive "$1" || { echo "(QEMU $1 is not running)"; return 124; }
+	printf '%s %s\n' "$ser_n" "$2" 1<>"$W/$1.ser.in"
+	if ! wait_for "$W/$1.serial" "@@$ser_n " 90 "$1"; then
+		echo "(no answer from the inner guest in $1 within 90 s)"
+		return 124
+	fi
+	_l=$(grep -F "@@$ser_n " "$W/$1.serial" | head -n 1 | tr -d '\r')
+	_rc=$(echo "$_l" | sed -n 's/^.*@@[0-9]* rc=\([0-9]*\).*/\1/p')
+	echo "$_l" | sed 's/^.*@@[0-9]* rc=[0-9]* \{0,1\}//'
+	return "${_rc:-1}"
+}
+# reg OUTPUT KIND OFF: the value edu_regs printed for "KIND OFF" (r32 0x04 ...).
+reg() { printf '%s\n' "$1" | sed -n "s/.*$2 $3 \(0x[0-9a-f]*\).*/\1/p"; }
+
+cleanup() {
+	for _n in A B C D; do
+		_p=$(pid_of $_n)
+		[ -n "$_p" ] && kill -9 "$_p" 2>/dev/null
+	done
+	for _p in $bg_pids; do kill "$_p" 2>/dev/null; done
+	for _b in $e0 $e1; do pvp-bind "$_b" none >/dev/null 2>&1; done
+	rm -rf "$W" "$FWD/$P_BAD.bin"
+}
+finish() {
+	cleanup
+	tap_diag "time: whole suite $(($(now) - t_suite)) s"
+	tap_end
+	exit $?
+}
+trap 'cleanup; exit 1' INT TERM
+# fatal DESCRIPTION [DIAG]: a failed step the rest cannot go on without.
+fatal() {
+	tap_ok 1 "$1" "${2:-}"
+	for _n in A B C D; do [ -n "$(pid_of $_n)" ] && qemu_log $_n; done
+	for _n in A B C; do
+		[ -s "$W/$_n.serial" ] && tap_diag "inner console in $_n (last lines):" &&
+			tail -n 15 "$W/$_n.serial" | tr -d '\r' | while IFS= read -r _l; do tap_diag "  $_l"; done
+	done
+	finish
+}
+
+# --- 0. Preconditions ---
+if [ -z "$e0" ] || [ -z "$e1" ]; then fatal "two edu functions to test (found: $(echo $edus))"; fi
+[ -d "/sys/bus/pci/drivers/$drv" ] || fatal "$drv is registered"
+[ -x "$TR/usr/bin/qemu-system-x86_64" ] || fatal "QEMU 11.1 in the trixie root ($TR)"
+[ -f "$KB/arch/x86/boot/bzImage" ] || fatal "the test kernel for the inner guest (\$PVP_KBUILD=$KB)"
+[ -x "$ER" ] || fatal "edu_regs is built in build/selftests (make selftests)"
+# Personas: edu-identity@1.0 as the golden file says, and the same at version 1.1.
+fwp=/sys/module/firmware_class/parameters/path
+[ -w "$fwp" ] && [ -z "$(cat "$fwp")" ] && printf '%s' "$FW" >"$fwp"
+mkdir -p "$FWD"
+o=$(vfio-persona compile "$G/edu-identity.toml" -o "$FWD/$P_OK.bin" 2>&1 &&
+	sed 's/^version = "1\.0"$/version = "1.1"/' "$G/edu-identity.toml" >"$W/edu-identity-1.1.toml" &&
+	vfio-persona compile "$W/edu-identity-1.1.toml" -o "$FWD/$P_BAD.bin" 2>&1)
+tap_ok $? "personas $P_OK and $P_BAD compile into build/firmware" "$o"
+for b in $e0 $e1; do
+	pvp-bind "$b" none >/dev/null 2>&1
+	o=$(vfio-persona bind "$b" --persona "$P_OK" 2>&1)
+	tap_ok $? "$b bound to $drv with persona $P_OK" "$o"
+	expect "$b: persona attribute names $P_OK" \
+		"$(cut -d' ' -f1 "/sys/bus/pci/devices/$b/persona" 2>/dev/null)" "$P_OK"
+done
+
+# The inner initramfs: static busybox, edu_regs, and an init whose shell reads "ID COMMAND"
+# lines from the console and answers "@@ID rc=STATUS OUTPUT" on one line.
+mkdir -p "$W/root/bin" "$W/root/dev" "$W/root/proc" "$W/root/sys"
+cp /bin/busybox "$W/root/bin/busybox"
+for a in sh mount cat stty sleep echo dmesg; do ln -s busybox "$W/root/bin/$a"; done
+cp "$ER" "$W/root/bin/edu_regs"
+mknod "$W/root/dev/console" c 5 1
+cat >"$W/root/init" <<'EOF'
+#!/bin/busybox sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+stty -echo 2>/dev/null
+E=
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x1234:0x11e8 ] && E=${d##*/}
+done
+r() { edu_regs "$E" "$@"; }
+set -f
+echo "@@ready edu=$E"
+while read -r id cmd; do
+	[ -n "$id" ] || continue
+	out=$(eval "$cmd" 2>&1)
+	echo "@@$id rc=$?" $out
+done
+echo "@@eof"
+EOF
+chmod 755 "$W/root/init"
+(cd "$W/root" && find . | cpio -o -H newc 2>/dev/null) >"$W/inner.cpio"
+tap_ok "$([ -s "$W/inner.cpio" ]; echo $?)" "inner initramfs written ($(wc -c <"$W/inner.cpio") bytes)"
+phase_done "preparation"
+
+# --- 1. Boot the inner guest in A (owning E0); it writes device state ---
+# B, the destination of the file, owns E1: it starts (and waits) while A boots.
+qemu_start A "$e0"
+qmp_ready A || fatal "QEMU A (owning $e0) starts and answers QMP" "$(cat "$W/A.log")"
+qv=$(grep -F '"QMP"' "$W/A.qmplog" | head -n 1 | sed -n 's/.*"qemu": *{\([^}]*\)}.*/\1/p')
+v="$(field "$qv" major).$(field "$qv" minor)"
+expect "QEMU A is QEMU 11.1 from $TR (QMP greeting)" "$v" 11.1
+qemu_start B "$e1" -incoming defer
+qmp_ready B || fatal "QEMU B (owning $e1) starts and answers QMP" "$(cat "$W/B.log")"
+wait_for "$W/A.serial" "@@ready" "$BOOT_TIMEOUT" A
+ready=$(grep -F "@@ready" "$W/A.serial" | tr -d '\r' | head -n 1)
+[ -n "$ready" ] || fatal "inner guest boots in QEMU A within $BOOT_TIMEOUT s" "$(tail -n 5 "$W/A.log")"
+tap_ok 0 "inner guest boots in QEMU A owning $e0 (${ready#@@ready })"
+nodirty=$(grep -F 'dirty tracking' "$W/A.log")
+tap_ok "$([ -z "$nodirty" ]; echo $?)" "QEMU A takes the device as migratable with device dirty tracking (no blocker)" "$nodirty"
+qemu_log A
+phase_done "inner boot in A"
+
+st_write="r enable w32:0x04:0x5a5aa5a5 w32:0x08:10 idle:0x20:1 w64:0x80:0x1122334455667788"
+st_write="$st_write w64:0x88:0x0000cafe00040000 w64:0x90:0x0000000000000800 w32:0x20:0x80"
+st_read="r r32:0x00 r32:0x04 r32:0x08 r32:0x20 r64:0x80 r64:0x88 r64:0x90"
+o=$(inner A "$st_write")
+tap_ok $? "inner guest (A) writes edu state: liveness, factorial 10, DMA registers, IRQ-on-factorial" "$o"
+s1=$(inner A "$st_read")
+tap_ok $? "inner guest (A) reads the state" "$s1"
+expect "A: edu ident 0x00" "$(reg "$s1" r32 0x00)" 0x010000ed
+expect "A: liveness reads the complement of 0x5a5aa5a5" "$(reg "$s1" r32 0x04)" 0xa5a55a5a
+expect "A: factorial of 10" "$(reg "$s1" r32 0x08)" 0x00375f00
+expect "A: status has IRQ-on-factorial only" "$(reg "$s1" r32 0x20)" 0x00000080
+expect "A: DMA source, destination, count (64-bit)" \
+	"$(reg "$s1" r64 0x80) $(reg "$s1" r64 0x88) $(reg "$s1" r64 0x90)" \
+	"0x1122334455667788 0x0000cafe00040000 0x0000000000000800"
+phase_done "state written in A"
+
+# check_state NAME SNAPSHOT LABEL: the inner guest in NAME reads the registers back as SNAPSHOT.
+check_state() {
+	_cq=$1 _cs=$2 _cl=$3
+	_s=$(inner "$_cq" "$st_read")
+	tap_ok $? "$_cl: the inner guest answers in $_cq" "$_s"
+	for _r in "r32 0x00 ident" "r32 0x04 liveness" "r32 0x08 factorial" "r32 0x20 status" \
+		"r64 0x80 DMA-source" "r64 0x88 DMA-destination" "r64 0x90 DMA-count"; do
+		set -- $_r
+		_w=$(reg "$_cs" "$1" "$2")
+		expect "$_cl: $3 reads back as written ($2)" "$(reg "$_s" "$1" "$2")" "${_w:-(not in the snapshot)}"
+	done
+}
+
+# --- 2. Save to a file, restore in B (owning E1) ---
+o=$(qmp A migrate "{\"uri\":\"file:$W/state.mig\"}")
+tap_ok $? "A: migrate file: accepted" "$o"
+m=$(migration_wait A 240)
+expect "A: migration to the file completed" "$(field "$m" status)" completed
+[ "$(field "$m" status)" = completed ] || fatal "saving to a file worked" "$m $(field "$m" error-desc)"
+tap_diag "A -> file: total $(field "$m" total-time) ms, downtime $(field "$m" downtime) ms," \
+	"file $(wc -c <"$W/state.mig") bytes"
+expect "A: paused after the save (postmigrate)" "$(status A)" postmigrate
+qemu_stop A
+phase_done "save to file"
+
+# C, the destination of the live migration, owns E0 (free again): it starts while B restores.
+qemu_start C "$e0" -incoming defer
+o=$(qmp B migrate-incoming "{\"uri\":\"file:$W/state.mig\",\"exit-on-error\":false}")
+tap_ok $? "B: migrate-incoming file: accepted" "$o"
+m=$(migration_wait B 240)
+expect "B: restore from the file completed" "$(field "$m" status)" completed
+[ "$(field "$m" status)" = completed ] || fatal "restoring from the file worked" "$m"
+for _ in $(seq 30); do [ "$(status B)" = running ] && break; sleep 1; done
+expect "B: the VM runs after the restore" "$(status B)" running
+qemu_log B
+check_state B "$s1" "file restore A($e0) -> B($e1)"
+phase_done "restore from file in B"
+
+o=$(inner B "r dma:256")
+expect "B: DMA round trip RAM -> edu -> RAM after the restore" "$o" "dma 256 ok"
+st_write="r w32:0x20:0 w32:0x04:0x0badf00d w32:0x08:12 idle:0x20:1 w64:0x80:0x0102030405060708"
+st_write="$st_write w64:0x88:0x00000000deadbeef w64:0x90:0x0000000000000010"
+o=$(inner B "$st_write")
+tap_ok $? "inner guest (B) writes new state: liveness, factorial 12, DMA registers, status 0" "$o"
+s2=$(inner B "$st_read")
+expect "B: liveness and factorial of 12" "$(reg "$s2" r32 0x04) $(reg "$s2" r32 0x08)" "0xf4520ff2 0x1c8cfc00"
+phase_done "DMA and new state in B"
+
+# --- 3. Live over a unix socket, B -> C (owning E0 again) ---
+qmp_ready C || fatal "QEMU C (owning $e0) starts and answers QMP" "$(cat "$W/C.log")"
+o=$(set_caps C && qmp C migrate-incoming "{\"uri\":\"unix:$W/live.sock\",\"exit-on-error\":false}")
+tap_ok $? "C: capabilities set, listening on a unix socket" "$o"
+o=$(set_caps B && qmp B migrate "{\"uri\":\"unix:$W/live.sock\"}")
+tap_ok $? "B: live migrate to C accepted" "$o"
+m=$(migration_wait B 240)
+expect "B: live migration to C completed" "$(field "$m" status)" completed
+[ "$(field "$m" status)" = completed ] || fatal "live migration B -> C worked" "$m"
+tap_diag "B -> C live: total $(field "$m" total-time) ms, downtime $(field "$m" downtime) ms," \
+	"setup $(field "$m" setup-time) ms"
+for _ in $(seq 30); do [ "$(status C)" = running ] && break; sleep 1; done
+expect "C: the VM runs after the live migration" "$(status C)" running
+expect "B: paused after the migration (postmigrate)" "$(status B)" postmigrate
+qemu_stop B
+qemu_log C
+check_state C "$s2" "live B($e1) -> C($e0)"
+phase_done "live migration to C"
+
+# --- 4. A destination with another persona: the migration fails, C keeps running ---
+o=$(vfio-persona bind "$e1" --persona "$P_BAD" 2>&1)
+tap_ok $? "$e1 now presents $P_BAD" "$o"
+qemu_start D "$e1" -incoming defer -trace vfio_load_state_device_data
+qmp_ready D || fatal "QEMU D (owning $e1) starts and answers QMP" "$(cat "$W/D.log")"
+o=$(set_caps D && qmp D migrate-incoming "{\"uri\":\"unix:$W/bad.sock\",\"exit-on-error\":false}")
+tap_ok $? "D: capabilities set, listening on a unix socket" "$o"
+o=$(set_caps C && qmp C migrate "{\"uri\":\"unix:$W/bad.sock\"}")
+tap_ok $? "C: migrate to D accepted" "$o"
+m=$(migration_wait C 240)
+expect "C: migration to D ($P_BAD) failed" "$(field "$m" status)" failed
+tap_diag "C -> D: $(field "$m" error-desc)"
+md=$(migration_wait D 60)
+dmsg="$(field "$md" error-desc) $(cat "$W/D.log")"
+tap_diag "D: $(field "$md" status): $(field "$md" error-desc)"
+tap_ok "$(printf '%s' "$dmsg" | grep -q 'Protocol error'; echo $?)" \
+	"D: QEMU reports the failure with the driver's errno text (EPROTO: Protocol error)" "$dmsg"
+# QEMU's trace of the device data it wrote to the driver: the write that failed is ours.
+trace_d=$(grep -F 'vfio_load_state_device_data' "$W/D.log")
+tap_ok "$(printf '%s' "$trace_d" | grep -q "($e1) size [0-9]* ret -71"; echo $?)" \
+	"D: the failing write is the device data written to $e1 (ret -71)" "$trace_d"
+expect "C: still running after the failed migration" "$(status C)" running
+check_state C "$s2" "after the refused migration, C($e0)"
+o=$(inner C "r w32:0x08:5 idle:0x20:1 r32:0x08")
+expect "C: the edu still computes (factorial of 5)" "$(reg "$o" r32 0x08)" 0x00000078
+qemu_stop D
+qemu_stop C
+phase_done "refused migration to another persona"
+
+finish
