@@ -11,6 +11,7 @@
 # tests still run, and every result of that side is reported as SKIP.
 # Usage: driver.sh FILE.tap    (PVP_DRIVER overrides the driver name under test)
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/pci.sh
 tap_begin "$1"
 
 ST=/repo/build/selftests
@@ -20,12 +21,6 @@ ko=/repo/build/module/$mod.ko
 vfio_ko=$(find /lib/modules/"$(uname -r)" -name 'vfio-pci.ko' 2>/dev/null | head -n 1)
 [ -n "$vfio_ko" ] && [ -d /sys/module/vfio_pci ] && vfio_mod=vfio_pci || vfio_mod=
 
-# find_fn VENDOR DEVICE: the BDFs of the functions with these IDs.
-find_fn() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-	done
-}
 edus=$(find_fn 0x1234 0x11e8)
 nvmes=$(find_fn 0x1b36 0x0010)
 e0=$(echo "$edus" | sed -n 1p) e1=$(echo "$edus" | sed -n 2p)

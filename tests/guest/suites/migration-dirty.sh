@@ -7,16 +7,12 @@
 # lists dirty tracking for the edu only; the nvme (no migration backend) offers no logging.
 # Usage: migration-dirty.sh FILE.tap
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/pci.sh
 tap_begin "$1"
 
 ST=/repo/build/selftests
 drv=persona-vfio-pci
 
-find_fn() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-	done
-}
 edus=$(find_fn 0x1234 0x11e8)
 e0=$(echo "$edus" | sed -n 1p) e1=$(echo "$edus" | sed -n 2p)
 n0=$(find_fn 0x1b36 0x0010 | sed -n 1p)

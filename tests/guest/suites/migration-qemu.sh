@@ -23,6 +23,7 @@
 # Environment: PVP_TRIXIE_ROOT_GUEST (default /cache/trixie-root), PVP_KBUILD (set by guest-run),
 #   PVP_INNER_BOOT_TIMEOUT (seconds, default 480: the boot takes 110-220 s on a loaded 2-core host).
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/pci.sh
 tap_begin "$1"
 
 drv=persona-vfio-pci
@@ -47,11 +48,6 @@ INNER_CMDLINE="$INNER_CMDLINE lockdep.prove_locking=0 pty.legacy_count=0 initcal
 # device dirty page logging (vfio_log_ops); without it QEMU blocks the migration.
 VFIO_MIG_OPT=""
 
-find_fn() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-	done
-}
 edus=$(find_fn 0x1234 0x11e8)
 e0=$(echo "$edus" | sed -n 1p) e1=$(echo "$edus" | sed -n 2p)
 

@@ -15,6 +15,7 @@
 #   4. No kernel warning, oops or lockdep report.
 # Usage: migration.sh FILE.tap
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/pci.sh
 tap_begin "$1"
 
 ST=/repo/build/selftests
@@ -22,11 +23,6 @@ FWD=/repo/build/firmware/persona-vfio-pci
 G=/repo/tests/personas/golden
 drv=persona-vfio-pci
 
-find_fn() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-	done
-}
 edus=$(find_fn 0x1234 0x11e8)
 e0=$(echo "$edus" | sed -n 1p) e1=$(echo "$edus" | sed -n 2p)
 n0=$(find_fn 0x1b36 0x0010 | sed -n 1p)

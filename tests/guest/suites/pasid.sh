@@ -13,6 +13,7 @@
 #   5. the fixture unloaded: the nvme is back as it was (no extended capability), unbound.
 # Usage: pasid.sh FILE.tap    (PVP_DRIVER overrides the driver name under test)
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/pci.sh
 tap_begin "$1"
 
 ST=/repo/build/selftests
@@ -21,11 +22,6 @@ T=$ST/persona_pasid_test
 drv=${PVP_DRIVER:-persona-vfio-pci}
 width=20
 
-find_fn() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-	done
-}
 n0=$(find_fn 0x1b36 0x0010 | sed -n 1p)
 dev=/sys/bus/pci/devices/$n0
 

@@ -19,6 +19,7 @@
 # Until the driver has the persona attribute, everything is skipped (never passed).
 # Usage: persona.sh FILE.tap    (PVP_DRIVER overrides the driver name)
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/pci.sh
 tap_begin "$1"
 
 drv=${PVP_DRIVER:-persona-vfio-pci}
@@ -29,11 +30,6 @@ FX=/repo/build/fixtures/pasid/pasid_fixture.ko
 T=$(mktemp -d)
 VP=vfio-persona
 
-find_fn() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-	done
-}
 e0=$(find_fn 0x1234 0x11e8 | sed -n 1p)
 n0=$(find_fn 0x1b36 0x0010 | sed -n 1p)
 ed=/sys/bus/pci/devices/$e0
