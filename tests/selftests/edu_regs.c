@@ -31,14 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_DMA_START 0x1
-#define EDU_DMA_TO_RAM 0x2
-#define EDU_DMA_BUF 0x40000
-#define EDU_DMA_BUF_SIZE 4096
+#include "edu.h"
+
 #define BAR0_MAP 4096
 
 static volatile uint8_t *bar;
@@ -166,7 +160,7 @@ static int dma(uint64_t n)
 	uint8_t *mem;
 	uint64_t pa_out, pa_in, i;
 
-	if (n < 1 || n > EDU_DMA_BUF_SIZE || n > (uint64_t)psz) {
+	if (n < 1 || n > EDU_BUF_SIZE || n > (uint64_t)psz) {
 		fprintf(stderr, "edu_regs: dma size %" PRIu64 " not in 1..4096\n", n);
 		return -1;
 	}
@@ -182,7 +176,7 @@ static int dma(uint64_t n)
 	}
 	if (phys(mem, &pa_out) || phys(mem + psz, &pa_in))
 		return -1;
-	if (dma_run(pa_out, EDU_DMA_BUF, n, 0) || dma_run(EDU_DMA_BUF, pa_in, n, EDU_DMA_TO_RAM))
+	if (dma_run(pa_out, EDU_BUF, n, 0) || dma_run(EDU_BUF, pa_in, n, EDU_DMA_TO_RAM))
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (((volatile uint8_t *)mem)[psz + i] != mem[i]) {

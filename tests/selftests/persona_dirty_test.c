@@ -24,18 +24,10 @@
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
+#include "edu.h"
 #include "pvp_util.h"
 
 #define PG 4096ULL
-
-/* edu registers and its DMA buffer (QEMU docs/specs/edu.rst). */
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_CMD_START 0x1
-#define EDU_CMD_TO_RAM 0x2
-#define EDU_BUF 0x40000ULL
 
 /* Three IOAS-mapped buffers: A and B are logged, C is mapped but never in a logged range. */
 #define IOVA_A 0x100000ULL
@@ -195,7 +187,7 @@ static int dma_wait(FIXTURE_DATA(dirty) *self)
 	int i;
 
 	for (i = 0; i < 600; i++) {
-		if (!(rd32(self, EDU_DMA_CMD) & EDU_CMD_START))
+		if (!(rd32(self, EDU_DMA_CMD) & EDU_DMA_START))
 			return 0;
 		usleep(5000);
 	}
@@ -230,7 +222,7 @@ static int dma(FIXTURE_DATA(dirty) *self, uint64_t src, uint64_t dst, uint64_t c
 /* Device-to-RAM: @cnt bytes of the edu's buffer from offset @off to IOVA @dst. */
 static int dma_to_ram(FIXTURE_DATA(dirty) *self, uint64_t off, uint64_t dst, uint64_t cnt)
 {
-	return dma(self, EDU_BUF + off, dst, cnt, EDU_CMD_START | EDU_CMD_TO_RAM);
+	return dma(self, EDU_BUF + off, dst, cnt, EDU_DMA_START | EDU_DMA_TO_RAM);
 }
 
 /* The bytes at @va equal the edu buffer's pattern from @off on, for @cnt bytes. */
@@ -294,7 +286,7 @@ FIXTURE_SETUP(dirty)
 	/* Fill the edu's buffer from the last page of A (a RAM-to-device DMA), then clear it. */
 	for (i = 0; i < PG; i++)
 		self->a[(PAGES_A - 1) * PG + i] = pat(i);
-	ASSERT_EQ(0, dma(self, IOVA_A + (PAGES_A - 1) * PG, EDU_BUF, PG, EDU_CMD_START));
+	ASSERT_EQ(0, dma(self, IOVA_A + (PAGES_A - 1) * PG, EDU_BUF, PG, EDU_DMA_START));
 	memset(self->a + (PAGES_A - 1) * PG, 0, PG);
 }
 
@@ -343,8 +335,8 @@ TEST_F(dirty, dma_pages)
 	ASSERT_EQ(0, log_start_ab(self->d.devfd));
 
 	/* RAM-to-device reads A and B: nothing is logged. */
-	ASSERT_EQ(0, dma(self, IOVA_A + 5 * PG, EDU_BUF + PG / 2, 16, EDU_CMD_START));
-	ASSERT_EQ(0, dma(self, IOVA_B, EDU_BUF + PG / 2, 16, EDU_CMD_START));
+	ASSERT_EQ(0, dma(self, IOVA_A + 5 * PG, EDU_BUF + PG / 2, 16, EDU_DMA_START));
+	ASSERT_EQ(0, dma(self, IOVA_B, EDU_BUF + PG / 2, 16, EDU_DMA_START));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
 	EXPECT_EQ(0, bm[0]) TH_LOG("RAM-to-device logged: %s", bits(bm, PAGES_A));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_B, PAGES_B * PG, PG, bm, 1));
@@ -511,11 +503,11 @@ TEST_F(dirty, in_flight)
 
 	ASSERT_EQ(0, log_start_ab(self->d.devfd));
 	ASSERT_EQ(0, dma_issue(self, EDU_BUF, IOVA_A + 17 * PG, 8,
-			       EDU_CMD_START | EDU_CMD_TO_RAM));
+			       EDU_DMA_START | EDU_DMA_TO_RAM));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
 	EXPECT_EQ(1ULL << 17, bm[0]) TH_LOG("reported %s", bits(bm, PAGES_A));
 	/* Still running after the report returned: the report saw it running. */
-	was_busy = rd32(self, EDU_DMA_CMD) & EDU_CMD_START;
+	was_busy = rd32(self, EDU_DMA_CMD) & EDU_DMA_START;
 	ASSERT_EQ(0, dma_wait(self));
 	EXPECT_TRUE(has_pattern(self->a + 17 * PG, 0, 8));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
@@ -535,10 +527,10 @@ TEST_F(dirty, running_at_start)
 	bool was_busy;
 
 	ASSERT_EQ(0, dma_issue(self, EDU_BUF, IOVA_A + 33 * PG, 8,
-			       EDU_CMD_START | EDU_CMD_TO_RAM));
+			       EDU_DMA_START | EDU_DMA_TO_RAM));
 	ASSERT_EQ(0, log_start_ab(self->d.devfd));
 	/* Still running after the start returned: the start saw it running. */
-	was_busy = rd32(self, EDU_DMA_CMD) & EDU_CMD_START;
+	was_busy = rd32(self, EDU_DMA_CMD) & EDU_DMA_START;
 	ASSERT_EQ(0, dma_wait(self));
 	EXPECT_TRUE(has_pattern(self->a + 33 * PG, 0, 8));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
@@ -552,7 +544,7 @@ TEST_F(dirty, running_at_start)
 /* A write of 16 bytes at 0x90 sets the count and starts the DMA at 0x98: trapped and logged. */
 TEST_F(dirty, wide_write)
 {
-	uint64_t regs[2] = { 8, EDU_CMD_START | EDU_CMD_TO_RAM }, bm[1];
+	uint64_t regs[2] = { 8, EDU_DMA_START | EDU_DMA_TO_RAM }, bm[1];
 
 	ASSERT_EQ(0, log_start_ab(self->d.devfd));
 	ASSERT_EQ(0, dma_wait(self));
@@ -572,7 +564,7 @@ TEST_F(dirty, ioeventfd_refused)
 		.argsz = sizeof(io),
 		.flags = VFIO_DEVICE_IOEVENTFD_32,
 		.offset = self->bar + EDU_DMA_CMD,
-		.data = EDU_CMD_START | EDU_CMD_TO_RAM,
+		.data = EDU_DMA_START | EDU_DMA_TO_RAM,
 	};
 	int efd = eventfd(0, 0);
 
@@ -604,7 +596,7 @@ TEST_F(dirty, migration_states)
 	ASSERT_EQ(0, wr64(self, EDU_DMA_SRC, EDU_BUF));
 	ASSERT_EQ(0, wr64(self, EDU_DMA_DST, IOVA_A + 2 * PG));
 	ASSERT_EQ(0, wr64(self, EDU_DMA_CNT, 8));
-	ASSERT_EQ(0, wr32(self, EDU_DMA_CMD, EDU_CMD_START | EDU_CMD_TO_RAM));
+	ASSERT_EQ(0, wr32(self, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM));
 	usleep(300000);
 	EXPECT_TRUE(all_zero(self->a + 2 * PG, PG));
 	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));

@@ -32,6 +32,7 @@
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
+#include "edu.h"
 #include "pvp_util.h"
 
 #define NSTATES 8
@@ -49,18 +50,7 @@
 /* The edu record's DMA command: carried for information, not restorable (see edu.rs). */
 #define EDU_REC_CMD 20
 
-/* edu BAR0. */
-#define EDU_LIVE 0x04
-#define EDU_FACT 0x08
-#define EDU_STATUS 0x20
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_DMA_START 0x1
-#define EDU_DMA_TO_RAM 0x2
-/* edu's DMA buffer (device address) and an IOVA below edu's 28-bit DMA mask. */
-#define EDU_BUF 0x40000
+/* An IOVA below edu's 28-bit DMA mask. */
 #define DMA_IOVA 0x100000
 #define DMA_LEN 256
 
