@@ -13,7 +13,11 @@ LLVM ?= -19
 PVP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/persona-vfio-pci
 export PATH := $(PVP_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 export LIBCLANG_PATH ?= /usr/lib/llvm$(LLVM)/lib
-MO ?= $(CURDIR)/build/module
+# Kernel flavour (scripts/lib.sh): default, or debug (KASAN, kCFI, kmemleak, fault injection).
+PVP_FLAVOUR ?= default
+export PVP_FLAVOUR
+FLAVOUR_SUFFIX := $(if $(filter debug,$(PVP_FLAVOUR)),-debug)
+MO ?= $(CURDIR)/build/module$(FLAVOUR_SUFFIX)
 CARGO ?= cargo
 
 ifeq ($(origin KDIR),undefined)
@@ -45,10 +49,12 @@ selftests: $(KERNEL_DEP)
 	+$(MAKE) -C tests/selftests KSRC=$(shell scripts/kernel-src) \
 		KHDR=$(shell scripts/kernel-dir)/usr-headers/include OUT=$(CURDIR)/build/selftests
 
-# Test-only guest kernel modules (tests/fixtures; never part of the driver), into build/fixtures.
+# Test-only guest kernel modules (tests/fixtures; never part of the driver), into build/fixtures
+# (build/fixtures-debug for the debug flavour).
+FIXTURES := pasid
 fixtures: $(KERNEL_DEP)
-	@mkdir -p build/fixtures/pasid
-	+$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/fixtures/pasid MO=$(CURDIR)/build/fixtures/pasid LLVM=$(LLVM) modules
+	+@for f in $(FIXTURES); do mkdir -p build/fixtures$(FLAVOUR_SUFFIX)/$$f && \
+		$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/fixtures/$$f MO=$(CURDIR)/build/fixtures$(FLAVOUR_SUFFIX)/$$f LLVM=$(LLVM) modules || exit 1; done
 
 # What scripts/guest-run needs: kernel, module, tools and test programs (each reused when current).
 guest-deps: module tool selftests fixtures

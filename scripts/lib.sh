@@ -38,11 +38,30 @@ pvp_ksrc() {
 	echo "$d"
 }
 
-# The kernel build folder is keyed by the source version and the hash of everything that shapes the
-# config, so an edited tests/config builds a new kernel and an unchanged one is reused.
+# Kernel flavours: "default" (tests/config over tinyconfig) and "debug" (tests/config-debug on top:
+# KASAN, kCFI, kmemleak, fault injection). PVP_FLAVOUR picks one; everything built against a kernel
+# (the module, the fixtures) goes to a folder of that flavour.
+PVP_FLAVOUR=${PVP_FLAVOUR:-default}
+case "$PVP_FLAVOUR" in default|debug) ;; *) echo "error: PVP_FLAVOUR must be default or debug" >&2; exit 2 ;; esac
+export PVP_FLAVOUR
+
+# The Kconfig fragments of a flavour, in merge order.
+pvp_fragments() {
+	echo "$PVP_TOP/tests/config"
+	[ "$PVP_FLAVOUR" = debug ] && echo "$PVP_TOP/tests/config-debug"
+	return 0
+}
+
+# The kernel build folder is keyed by the source version, the flavour and the hash of everything
+# that shapes the config, so an edited fragment builds a new kernel and an unchanged one is reused.
 pvp_kbuild_key() {
 	local ver
 	ver=$(cat "$PVP_CACHE/src/version" 2>/dev/null || echo unknown)
-	printf '%s-%s' "$ver" "$(cat "$PVP_TOP/tests/config" "$PVP_TOP/scripts/build-kernel" | sha256sum | cut -c1-12)"
+	# shellcheck disable=SC2046 # one path per line, none with spaces
+	printf '%s-%s-%s' "$ver" "$PVP_FLAVOUR" "$(cat $(pvp_fragments) "$PVP_TOP/scripts/build-kernel" | sha256sum | cut -c1-12)"
 }
 pvp_kbuild() { echo "$PVP_CACHE/kernel/$(pvp_kbuild_key)"; }
+
+# Where the module of this flavour is built (repository-relative), and the TAP prefix of its guest suites.
+pvp_module_rel() { if [ "$PVP_FLAVOUR" = debug ]; then echo build/module-debug; else echo build/module; fi; }
+pvp_tap_prefix() { if [ "$PVP_FLAVOUR" = debug ]; then echo debug; else echo guest; fi; }

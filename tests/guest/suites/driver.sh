@@ -17,7 +17,7 @@ tap_begin "$1"
 ST=/repo/build/selftests
 drv=${PVP_DRIVER:-persona-vfio-pci}
 mod=persona_vfio_pci
-ko=/repo/build/module/$mod.ko
+ko=${PVP_MODULE_DIR:-/repo/build/module}/$mod.ko
 vfio_ko=$(find /lib/modules/"$(uname -r)" -name 'vfio-pci.ko' 2>/dev/null | head -n 1)
 [ -n "$vfio_ko" ] && [ -d /sys/module/vfio_pci ] && vfio_mod=vfio_pci || vfio_mod=
 

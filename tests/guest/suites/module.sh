@@ -4,7 +4,7 @@
 . /repo/tests/lib/tap.sh
 tap_begin "$1"
 mod=persona_vfio_pci
-ko=/repo/build/module/$mod.ko
+ko=${PVP_MODULE_DIR:-/repo/build/module}/$mod.ko
 
 tap_check "$mod is loaded at boot" grep -q "^$mod " /proc/modules
 tap_check "vfio_pci_core and vfio_pci are loaded" sh -c 'grep -q "^vfio_pci_core " /proc/modules && grep -q "^vfio_pci " /proc/modules'

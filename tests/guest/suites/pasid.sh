@@ -17,7 +17,7 @@
 tap_begin "$1"
 
 ST=/repo/build/selftests
-FX=/repo/build/fixtures/pasid/pasid_fixture.ko
+FX=${PVP_FIXTURES:-/repo/build/fixtures}/pasid/pasid_fixture.ko
 T=$ST/persona_pasid_test
 drv=${PVP_DRIVER:-persona-vfio-pci}
 width=20

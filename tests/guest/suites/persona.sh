@@ -26,7 +26,7 @@ drv=${PVP_DRIVER:-persona-vfio-pci}
 G=/repo/tests/personas/golden
 FW=/repo/build/firmware
 FWD=$FW/persona-vfio-pci
-FX=/repo/build/fixtures/pasid/pasid_fixture.ko
+FX=${PVP_FIXTURES:-/repo/build/fixtures}/pasid/pasid_fixture.ko
 T=$(mktemp -d)
 VP=vfio-persona
 
