@@ -411,6 +411,12 @@ impl Migration {
         if target == MigState::Error {
             return Err(EINVAL);
         }
+        if self.cur == MigState::Error {
+            // ERROR has no arcs: only a reset (or the last close) leaves it. The kernel's
+            // helper must not be asked (`vfio_mig_get_next_state()` WARN_ONs for ERROR as the
+            // current state, which a user could repeat at will), so refuse here, as pds does.
+            return Err(EINVAL);
+        }
         let mut file = None;
         while self.cur != target {
             let cur = self.cur;
