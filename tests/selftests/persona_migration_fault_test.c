@@ -512,6 +512,14 @@ TEST_F(fault, close_data_fd_every_state)
 				ASSERT_EQ(0, pvp_mig_get(self->b.devfd, &cur));
 				EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, cur);
 				EXPECT_EQ(0, pvp_device_reset(self->b.devfd));
+			} else if (st == VFIO_DEVICE_STATE_RESUMING) {
+				/* Nothing delivered: refused, nothing applied, left in STOP. */
+				EXPECT_EQ(-EINVAL, pvp_mig_set(self->b.devfd,
+							       VFIO_DEVICE_STATE_RUNNING, NULL));
+				ASSERT_EQ(0, pvp_mig_get(self->b.devfd, &cur));
+				EXPECT_EQ(VFIO_DEVICE_STATE_STOP, cur);
+				EXPECT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING,
+							 NULL));
 			} else {
 				EXPECT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING,
 							 NULL)) TH_LOG("%s (%d) -> RUNNING", names[st], used);
@@ -1321,7 +1329,8 @@ static struct mutator *pick(void)
 
 /*
  * Mutated and truncated streams, one per resuming session on B: every one refused, by a write
- * (the device then leaves RESUMING for STOP unchanged: no write was accepted) or at
+ * (leaving RESUMING then fails with EINVAL, the device unchanged in STOP: no write was
+ * accepted) or at
  * RESUMING -> STOP (ERROR, then a reset). B's state is checked unchanged throughout; at the end
  * the valid stream resumes and B's state is A's.
  */
@@ -1400,10 +1409,9 @@ TEST_F_TIMEOUT(fault, stream_fuzz, 600)
 							       strerror(serr));
 		}
 		ASSERT_EQ(0, pvp_mig_get(self->b.devfd, &st));
-		if (serr) {
+		if (accepted) {
 			/* Some bytes were accepted, the stream was not: ERROR until a reset. */
-			ASSERT_TRUE(accepted) TH_LOG("stream %lu: nothing accepted, stop %s", i,
-						     strerror(serr));
+			ASSERT_TRUE(serr) TH_LOG("stream %lu (%s) accepted", i, m->name);
 			ASSERT_TRUE(stream_errno(serr))
 				TH_LOG("stream %lu (%s): stop %s", i, m->name, strerror(serr));
 			ASSERT_EQ(VFIO_DEVICE_STATE_ERROR, st) TH_LOG("stream %lu", i);
@@ -1411,8 +1419,12 @@ TEST_F_TIMEOUT(fault, stream_fuzz, 600)
 			ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_STOP, NULL));
 			resets++;
 		} else {
-			/* Refused at its first write: nothing was accepted, nothing changes. */
-			ASSERT_FALSE(accepted) TH_LOG("stream %lu (%s)", i, m->name);
+			/*
+			 * Refused at its first write: nothing was accepted, so leaving RESUMING
+			 * fails (no data) and nothing changes: the device is in STOP.
+			 */
+			ASSERT_EQ(EINVAL, serr) TH_LOG("stream %lu (%s): stop %s", i, m->name,
+						       strerror(serr));
 			ASSERT_EQ(VFIO_DEVICE_STATE_STOP, st) TH_LOG("stream %lu", i);
 		}
 		ASSERT_EQ(live_b, rd(self->b.devfd, self->bar_b, EDU_LIVE))
@@ -1441,7 +1453,8 @@ TEST_F_TIMEOUT(fault, stream_fuzz, 600)
 /*
  * With another persona on B (PVP_MISMATCH names how it differs): B refuses the stream at its
  * first write, the header A offers in PRE_COPY, with EPROTO; A stays in PRE_COPY and returns to
- * RUNNING with its state; B, which accepted nothing, leaves RESUMING unchanged.
+ * RUNNING with its state; B, which accepted nothing, fails to leave RESUMING (no data) and is
+ * left in STOP unchanged.
  */
 TEST_F(fault, persona_mismatch)
 {
@@ -1465,6 +1478,10 @@ TEST_F(fault, persona_mismatch)
 	EXPECT_EQ(-1, write(rfd, hdr, sizeof(hdr)));
 	EXPECT_EQ(EPROTO, errno) TH_LOG("first write: %s", strerror(errno));
 	close(rfd);
+	/* Nothing accepted: leaving RESUMING fails, nothing applied, B in STOP; then RUNNING. */
+	EXPECT_EQ(-EINVAL, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, pvp_mig_get(self->b.devfd, &st));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP, st);
 	EXPECT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
 	EXPECT_EQ(~vb, rd(self->b.devfd, self->bar_b, EDU_LIVE));
 
