@@ -515,7 +515,14 @@ impl Migration {
 
     /// Logs a failed arc: the 1st, 2nd, 4th, 8th... failure of the device at error level, with
     /// the count; the others at debug level (a user can fail arcs at will).
-    fn log_failure(&mut self, core: &CoreDevice, from: MigState, to: MigState, e: Error, what: &str) {
+    fn log_failure(
+        &mut self,
+        core: &CoreDevice,
+        from: MigState,
+        to: MigState,
+        e: Error,
+        what: &str,
+    ) {
         self.failures = self.failures.saturating_add(1);
         if self.failures.is_power_of_two() {
             dev_err!(
