@@ -93,6 +93,8 @@ const REG_DMA_CMD: u32 = 0x98;
 
 const STATUS_BUSY: u32 = 1 << 0;
 const STATUS_IRQFACT: u32 = 1 << 7;
+/// The factorial's bit in the IRQ status.
+const IRQ_FACT: u32 = 1 << 0;
 const DMA_START: u32 = 1 << 0;
 /// Direction: from the device's buffer to RAM (a DMA write, which dirties RAM).
 const DMA_TO_RAM: u32 = 1 << 1;
@@ -345,6 +347,17 @@ impl Edu {
         Err(ETIMEDOUT)
     }
 
+    /// Waits, bounded, until `reg & mask` reads non-zero.
+    fn wait_set(core: &CoreDevice, reg: u32, mask: u32) -> Result {
+        for _ in 0..WAIT_POLLS {
+            if core.bar_read32(BAR, reg)? & mask != 0 {
+                return Ok(());
+            }
+            kernel::time::delay::fsleep(Delta::from_millis(WAIT_STEP_MS));
+        }
+        Err(ETIMEDOUT)
+    }
+
     /// Holds DMA: new starts are held by `write`; waits for a transfer in flight.
     pub(crate) fn hold_dma(&self, core: &CoreDevice) -> Result {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
@@ -361,8 +374,18 @@ impl Edu {
     }
 
     /// Freezes: waits for a factorial in flight (DMA is already held and idle).
+    ///
+    /// edu clears the busy bit before it raises the factorial interrupt (with IRQ-on-factorial
+    /// set), from another thread: a computation seen running is waited for until its interrupt
+    /// is raised too, or the save would miss an interrupt raised in STOP. (One that ended just
+    /// before the first read here, its interrupt still to come, cannot be told from one whose
+    /// interrupt the guest already acknowledged: that window stays.)
     pub(crate) fn freeze(&self, core: &CoreDevice) -> Result {
+        let status = core.bar_read32(BAR, REG_STATUS)?;
         Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        if status & STATUS_BUSY != 0 && status & STATUS_IRQFACT != 0 {
+            Self::wait_set(core, REG_IRQ_STATUS, IRQ_FACT)?;
+        }
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
     }
 
