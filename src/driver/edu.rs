@@ -4,10 +4,11 @@
 //!
 //! edu has no save/restore interface, so the driver traps BAR0 (no mmap) and keeps a shadow of
 //! what the device cannot give back: the factorial input (a write starts a computation and the
-//! register then reads the result, so restore replays the input), the liveness value (reads
-//! return its complement), and the DMA source, destination and count it restores. Status, IRQ
-//! status, the DMA command and the DMA registers (64-bit reads) are read from the frozen device. Restore replays: IRQ-on-factorial off, factorial (waited for), liveness,
-//! DMA registers, status, then the IRQ status through ack-all and the raise register.
+//! register then reads the result, so restore replays the input) and the liveness value (reads
+//! return its complement). Status, IRQ status, the DMA command and the DMA source, destination
+//! and count (64-bit reads) are read from the frozen device. Restore replays: IRQ-on-factorial
+//! off, factorial (waited for), liveness, DMA registers, status, then clears the IRQ status
+//! (ack-all); the saved one is raised when the device leaves STOP.
 //!
 //! The DMA source, destination and count are saved as the frozen device holds them (64-bit
 //! reads), not as the user wrote them: edu ignores writes to them while a transfer runs. A
