@@ -109,6 +109,7 @@ ssize_t pvp_rs_desc_rw(struct vfio_pci_core_device *vdev, char __user *buf, size
 int pvp_rs_probe(struct pci_dev *pdev);
 void pvp_rs_remove(struct pci_dev *pdev);
 int pvp_rs_sriov_configure(struct pci_dev *pdev, int nr_virtfn);
+void pvp_rs_reset_prepare(struct pci_dev *pdev);
 void pvp_rs_reset_done(struct pci_dev *pdev);
 
 int pvp_rs_init(struct vfio_device *vdev);

@@ -104,6 +104,7 @@ const char *pvp_shim_default_persona(void)
 
 static const struct pci_error_handlers pvp_shim_err_handlers = {
 	.error_detected	= vfio_pci_core_aer_err_detected,
+	.reset_prepare	= pvp_rs_reset_prepare,
 	.reset_done	= pvp_rs_reset_done,
 };
 

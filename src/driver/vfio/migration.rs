@@ -40,9 +40,9 @@ pub(crate) trait DataFileOps: Send + Sync + 'static {
     fn poll(&self, waiter: &PollWaiter<'_>) -> u32;
 }
 
-/// `poll()` events of a data fd (`POLLIN | POLLRDNORM`, `POLLOUT | POLLWRNORM`,
-/// `POLLERR | POLLHUP`, from this architecture's uapi `poll.h`, which the `EPOLL*` `__poll_t`
-/// values `.poll` returns equal).
+/// `poll()` events of a data fd: readable (`POLLIN | POLLRDNORM`). The values are the uapi
+/// `poll.h` ones of the architecture built for; `.poll` returns `EPOLL*` `__poll_t` bits, which
+/// equal them wherever that header is the generic one (x86, arm64, riscv among others).
 pub(crate) const POLL_IN: u32 = kernel::bindings::POLLIN | kernel::bindings::POLLRDNORM;
 /// Writable.
 pub(crate) const POLL_OUT: u32 = kernel::bindings::POLLOUT | kernel::bindings::POLLWRNORM;
