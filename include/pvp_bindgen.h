@@ -10,3 +10,4 @@
 
 /* ioctl numbers are _IO() macros, which bindgen drops: their values, under our own names. */
 static const unsigned int PVP_VFIO_DEVICE_IOEVENTFD = VFIO_DEVICE_IOEVENTFD;
+static const unsigned int PVP_VFIO_MIG_GET_PRECOPY_INFO = VFIO_MIG_GET_PRECOPY_INFO;

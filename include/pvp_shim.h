@@ -23,6 +23,7 @@ struct iommufd_ctx;
 struct file;
 struct rb_root_cached;
 struct iova_bitmap;
+struct poll_table_struct;
 
 /* --- Provided by the shim --- */
 
@@ -71,19 +72,14 @@ void pvp_shim_enable_dirty_logging(struct vfio_pci_core_device *vdev);
 /* A migration data fd (stream, not seekable) with @priv as private data; ERR_PTR on failure. */
 struct file *pvp_shim_mig_file(void *priv, bool writable);
 void pvp_shim_fput(struct file *filp);
-struct vfio_precopy_info;
-int pvp_shim_check_precopy_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg,
-				 struct vfio_precopy_info *info);
-void pvp_shim_vdev_get(struct vfio_device *vdev);
-void pvp_shim_vdev_put(struct vfio_device *vdev);
+/* Whether the user opted in to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (device open). */
+bool pvp_shim_precopy_info_v2(struct vfio_device *vdev);
 
-/* 32- and 64-bit BAR register access through vfio-pci-core's BAR map (device open). */
-int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 *val);
-/* The BAR's map (vfio_pci_core_get_iomap()), for vfio_pci_core_iowrite*(); an ERR_PTR. */
+/* vfio-pci-core's map of a BAR (vfio_pci_core_get_iomap()), for vfio_pci_core_io*(); ERR_PTR. */
 void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar);
-int pvp_shim_bar_read64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 *val);
-int pvp_shim_bar_write32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 val);
-int pvp_shim_bar_write64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 val);
+/* pm_runtime_resume_and_get() and pm_runtime_put() of the function (static inlines). */
+int pvp_shim_pm_get(struct vfio_pci_core_device *vdev);
+void pvp_shim_pm_put(struct vfio_pci_core_device *vdev);
 u64 pvp_shim_bar_len(struct vfio_pci_core_device *vdev, unsigned int bar);
 u64 pvp_shim_vma_region_index(struct vm_area_struct *vma);
 
@@ -95,6 +91,7 @@ int pvp_rs_migration_get_data_size(struct vfio_device *vdev, unsigned long *stop
 ssize_t pvp_rs_mig_read(void *priv, char __user *buf, size_t len);
 ssize_t pvp_rs_mig_write(void *priv, const char __user *buf, size_t len);
 long pvp_rs_mig_ioctl(void *priv, unsigned int cmd, unsigned long arg);
+unsigned int pvp_rs_mig_poll(void *priv, struct file *filp, struct poll_table_struct *wait);
 void pvp_rs_mig_release(void *priv);
 int pvp_rs_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges, u32 nnodes,
 		     u64 *page_size);
@@ -112,6 +109,7 @@ ssize_t pvp_rs_desc_rw(struct vfio_pci_core_device *vdev, char __user *buf, size
 int pvp_rs_probe(struct pci_dev *pdev);
 void pvp_rs_remove(struct pci_dev *pdev);
 int pvp_rs_sriov_configure(struct pci_dev *pdev, int nr_virtfn);
+void pvp_rs_reset_prepare(struct pci_dev *pdev);
 void pvp_rs_reset_done(struct pci_dev *pdev);
 
 int pvp_rs_init(struct vfio_device *vdev);

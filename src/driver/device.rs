@@ -307,7 +307,10 @@ impl vfio::Driver for PersonaDevice {
         if io.region_index() == vfio::CONFIG_REGION_INDEX {
             return crate::config::write(dev, io);
         }
-        if io.region_index() == u64::from(edu::BAR) {
+        if io.region_index() == u64::from(edu::BAR) && dev.data().migratable {
+            // The trap bypasses vfio_pci_rw(): resume from runtime suspend as it does, before
+            // `state` (the resume takes the core's memory_lock and may signal the user).
+            let _pm = dev.core().pm_active()?;
             let mut state = dev.data().lock_state();
             if let Some(mig) = &mut state.mig {
                 return mig.bar_write(dev.core(), io);

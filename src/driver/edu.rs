@@ -4,16 +4,27 @@
 //!
 //! edu has no save/restore interface, so the driver traps BAR0 (no mmap) and keeps a shadow of
 //! what the device cannot give back: the factorial input (a write starts a computation and the
-//! register then reads the result, so restore replays the input), the liveness value (reads
-//! return its complement), and the DMA source, destination and count (their upper halves do
-//! not read back through 32-bit accesses). Status, IRQ status and the DMA command are read from
-//! the frozen device. Restore replays: IRQ-on-factorial off, factorial (waited for), liveness,
-//! DMA registers, status, then the IRQ status through ack-all and the raise register.
+//! register then reads the result, so restore replays the input) and the liveness value (reads
+//! return its complement). Status, IRQ status, the DMA command and the DMA source, destination
+//! and count (64-bit reads) are read from the frozen device. Restore replays: IRQ-on-factorial
+//! off, factorial (waited for), liveness, DMA registers, status, then clears the IRQ status
+//! (ack-all); the saved one is raised when the device leaves STOP.
+//!
+//! The DMA source, destination and count are saved as the frozen device holds them (64-bit
+//! reads), not as the user wrote them: edu ignores writes to them while a transfer runs. A
+//! restored non-zero IRQ status is raised when the device leaves STOP (a stopped device must
+//! not interrupt); until then the IRQ status register reads 0, and a save in between carries it.
+//!
+//! Every BAR access goes through vfio-pci-core's checked accessors (see
+//! `CoreDevice::bar_read32`): while memory decoding is off (or the function is in D3hot) the
+//! device cannot be read, so it cannot be quiesced nor saved: those arcs fail with `EIO` and
+//! the device goes to ERROR (a save never records what a BAR that does not decode reads as), and
+//! a dirty-log report counts a logged DMA as still running until a report reads the device idle.
 //!
 //! Limits of this reference backend: the 4 KiB DMA scratch buffer (device address 0x40000) is
 //! reachable only by DMA and is not migrated; the non-start bits of the DMA command register
 //! read back only while a transfer runs, so a finished command is carried for information
-//! only; restoring a non-zero IRQ status raises the interrupt on the destination.
+//! only; the factorial input is the one last written, which edu ignores while it computes.
 //!
 //! # Dirty page logging
 //!
@@ -83,6 +94,8 @@ const REG_DMA_CMD: u32 = 0x98;
 
 const STATUS_BUSY: u32 = 1 << 0;
 const STATUS_IRQFACT: u32 = 1 << 7;
+/// The factorial's bit in the IRQ status.
+const IRQ_FACT: u32 = 1 << 0;
 const DMA_START: u32 = 1 << 0;
 /// Direction: from the device's buffer to RAM (a DMA write, which dirties RAM).
 const DMA_TO_RAM: u32 = 1 << 1;
@@ -109,6 +122,8 @@ pub(crate) struct Edu {
     dma_cnt: u64,
     /// A DMA start written while DMA was held; issued when DMA is released.
     held_cmd: u32,
+    /// A restored IRQ status not raised yet: raised when the device leaves STOP.
+    irq_pending: u32,
 }
 
 /// A decoded, validated record.
@@ -279,7 +294,8 @@ impl Edu {
         }
     }
 
-    /// Whether a DMA transfer is running.
+    /// Whether a DMA transfer is running (`EIO`: the device cannot be read, see the module's
+    /// notes).
     pub(crate) fn dma_busy(core: &CoreDevice) -> Result<bool> {
         Ok(core.bar_read32(BAR, REG_DMA_CMD)? & DMA_START != 0)
     }
@@ -332,6 +348,17 @@ impl Edu {
         Err(ETIMEDOUT)
     }
 
+    /// Waits, bounded, until `reg & mask` reads non-zero.
+    fn wait_set(core: &CoreDevice, reg: u32, mask: u32) -> Result {
+        for _ in 0..WAIT_POLLS {
+            if core.bar_read32(BAR, reg)? & mask != 0 {
+                return Ok(());
+            }
+            kernel::time::delay::fsleep(Delta::from_millis(WAIT_STEP_MS));
+        }
+        Err(ETIMEDOUT)
+    }
+
     /// Holds DMA: new starts are held by `write`; waits for a transfer in flight.
     pub(crate) fn hold_dma(&self, core: &CoreDevice) -> Result {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
@@ -348,19 +375,33 @@ impl Edu {
     }
 
     /// Freezes: waits for a factorial in flight (DMA is already held and idle).
+    ///
+    /// edu clears the busy bit before it raises the factorial interrupt (with IRQ-on-factorial
+    /// set), from another thread: a computation seen running is waited for until its interrupt
+    /// is raised too, or the save would miss an interrupt raised in STOP. (One that ended just
+    /// before the first read here, its interrupt still to come, cannot be told from one whose
+    /// interrupt the guest already acknowledged: that window stays.)
     pub(crate) fn freeze(&self, core: &CoreDevice) -> Result {
+        let status = core.bar_read32(BAR, REG_STATUS)?;
         Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        if status & STATUS_BUSY != 0 && status & STATUS_IRQFACT != 0 {
+            Self::wait_set(core, REG_IRQ_STATUS, IRQ_FACT)?;
+        }
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
     }
 
-    /// Captures the frozen device into a record payload.
+    /// Captures the frozen device into a record payload: the registers the device gives back
+    /// are read from it (what it took, not what the user wrote), the rest comes from the shadow.
     pub(crate) fn save(&self, core: &CoreDevice, out: &mut [u8; RECORD_LEN]) -> Result {
         let status = core.bar_read32(BAR, REG_STATUS)?;
-        let irq = core.bar_read32(BAR, REG_IRQ_STATUS)?;
+        let irq = core.bar_read32(BAR, REG_IRQ_STATUS)? | self.irq_pending;
         let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
         if status & STATUS_BUSY != 0 || cmd & DMA_START != 0 {
             return Err(EBUSY);
         }
+        let dma_src = core.bar_read64(BAR, REG_DMA_SRC)?;
+        let dma_dst = core.bar_read64(BAR, REG_DMA_DST)?;
+        let dma_cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
         out.fill(0);
         put(out, 0, &self.flags.to_le_bytes());
         put(out, 4, &self.liveness.to_le_bytes());
@@ -368,9 +409,9 @@ impl Edu {
         put(out, 12, &(status & STATUS_IRQFACT).to_le_bytes());
         put(out, 16, &irq.to_le_bytes());
         put(out, 20, &(cmd & DMA_CMD_BITS).to_le_bytes());
-        put(out, 24, &self.dma_src.to_le_bytes());
-        put(out, 32, &self.dma_dst.to_le_bytes());
-        put(out, 40, &self.dma_cnt.to_le_bytes());
+        put(out, 24, &dma_src.to_le_bytes());
+        put(out, 32, &dma_dst.to_le_bytes());
+        put(out, 40, &dma_cnt.to_le_bytes());
         put(out, 48, &self.held_cmd.to_le_bytes());
         Ok(())
     }
@@ -403,13 +444,15 @@ impl Edu {
                 dma_dst: rd64(b, 32),
                 dma_cnt: rd64(b, 40),
                 held_cmd: held,
+                irq_pending: 0,
             },
             status,
             irq_status: rd32(b, 16),
         })
     }
 
-    /// Replays a validated record on the (stopped) device and takes its shadow.
+    /// Replays a validated record on the (stopped) device and takes its shadow. A saved IRQ
+    /// status is not raised here, in RESUMING -> STOP: [`Edu::thaw`] raises it.
     pub(crate) fn load(&mut self, core: &CoreDevice, s: &Saved) -> Result {
         Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;
@@ -427,15 +470,23 @@ impl Edu {
         core.bar_write64(BAR, REG_DMA_CNT, sh.dma_cnt)?;
         core.bar_write32(BAR, REG_STATUS, s.status)?;
         core.bar_write32(BAR, REG_IRQ_ACK, u32::MAX)?;
-        if s.irq_status != 0 {
-            core.bar_write32(BAR, REG_IRQ_RAISE, s.irq_status)?;
-        }
         *self = *sh;
+        self.irq_pending = s.irq_status;
         Ok(())
     }
 
-    /// Forgets a held DMA start (device reset).
+    /// The device leaves STOP: raises a restored IRQ status.
+    pub(crate) fn thaw(&mut self, core: &CoreDevice) -> Result {
+        if self.irq_pending != 0 {
+            core.bar_write32(BAR, REG_IRQ_RAISE, self.irq_pending)?;
+            self.irq_pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Forgets a held DMA start and a restored IRQ not raised yet (device reset).
     pub(crate) fn drop_held(&mut self) {
         self.held_cmd = 0;
+        self.irq_pending = 0;
     }
 }

@@ -27,9 +27,14 @@
 //! A resuming session feeds every write to the decoder and stages the records; nothing reaches
 //! the device before RESUMING -> STOP, and then only after the whole stream was verified and
 //! every record validated. A resuming session in which no `write()` succeeded (nothing written,
-//! or the stream refused at its first write, as a destination with another persona does)
-//! changes nothing and leaves RESUMING without error; once bytes were accepted, an incomplete or
-//! invalid stream fails RESUMING -> STOP and leaves the device in ERROR.
+//! or the stream refused at its first write, as a destination with another persona does) fails
+//! RESUMING -> STOP with `EINVAL`, as the uAPI asks of incomplete data, but applies nothing and
+//! leaves the device in STOP (a state on the requested path) rather than ERROR: the device
+//! holds its own state, and no reset is needed to go on. Once bytes were accepted, an incomplete
+//! or invalid stream fails RESUMING -> STOP and leaves the device in ERROR.
+//!
+//! A failed arc is logged at error level the first, second, fourth, eighth... time for a device
+//! (with the count), the others at debug level: a user repeating failures cannot flood the log.
 //!
 //! # Locking
 //!
@@ -37,6 +42,16 @@
 //! operations take only the session's. The log lives under `state`; a report sets bits in the
 //! user's bitmap (pinning user pages, so taking `mmap_lock`) with `state` held, the order that
 //! user copies under `state` already set (`mmap` never takes `state`).
+//!
+//! A session's mutex is a leaf held for in-memory work only: never across a user copy (data fd
+//! `read()`/`write()` encode into or decode from a bounce buffer under it and copy with it
+//! dropped), never across a device access (`load` copies the staged records out first), never
+//! while sleeping on anything else. That is how sessions end without blocking in `reset_done`:
+//! it runs with vfio-pci-core's `memory_lock` held for write and the PCI device locks held,
+//! takes `state` only with a try-lock (the holder of `state` otherwise runs the reset, see
+//! `device`), and then waits for a session's mutex only as long as a holder takes to copy at
+//! most a bounce buffer in memory. A user copy that faults on a BAR mapping (which waits for
+//! `memory_lock`) or on a userfaultfd page holds no lock a reset needs.
 
 use crate::{
     edu::{self, Edu},
@@ -52,12 +67,13 @@ use crate::{
         },
         persona::MAX_EMULATED,
     },
-    vfio::{CoreDevice, DataFileOps, LogRanges, NewFile},
+    vfio::{self, CoreDevice, DataFileOps, LogRanges, NewFile, PollWaiter},
 };
 use kernel::{
-    new_mutex,
+    c_str, new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
+    static_lock_class,
+    sync::{poll::PollCondVarBox, Arc, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -175,22 +191,32 @@ enum Inner {
 /// One data-transfer session, shared by the device and its data fd.
 #[pin_data]
 pub(crate) struct Session {
+    /// A leaf lock: see the module's locking notes.
     #[pin]
     inner: Mutex<Inner>,
+    /// Pollers of the data fd, woken when what `poll` answers may change (the snapshot makes
+    /// the rest of a saving stream readable; the device ends the session).
+    ready: PollCondVarBox,
 }
 
 impl Session {
     fn new(inner: Inner) -> Result<Arc<Self>> {
+        let ready = PollCondVarBox::new(c_str!("persona_vfio_pci_mig_poll"), static_lock_class!())?;
         Arc::pin_init(
             pin_init!(Session {
                 inner <- new_mutex!(inner),
+                ready,
             }),
             GFP_KERNEL,
         )
     }
 
+    /// Ends the session: its fd fails every call from now on. Waits for the session's mutex,
+    /// which nothing holds for long (see the module's locking notes), so this may run in
+    /// `reset_done`.
     fn close(&self) {
         *self.inner.lock() = Inner::Closed;
+        self.ready.notify_all();
     }
 }
 
@@ -209,51 +235,52 @@ fn stream_errno(e: &stream::StreamError) -> Error {
 
 impl DataFileOps for Session {
     fn read(&self, buf: UserPtr, len: usize) -> Result<usize> {
-        let mut inner = self.inner.lock();
-        let Inner::Save(save) = &mut *inner else {
-            return Err(ENODEV);
-        };
-        let Save { writer, image } = &mut **save;
         let mut bounce = [0u8; CHUNK];
         let mut done = 0usize;
         while done < len {
             let want = (len - done).min(CHUNK);
-            let n = match image {
-                None => writer.fill_header(&mut bounce[..want]),
-                Some(image) => writer
-                    .fill(&**image, &mut bounce[..want])
-                    .map_err(|_| EIO)?,
+            // Encode a piece under the session's mutex; copy it out with the mutex dropped.
+            let n = {
+                let mut inner = self.inner.lock();
+                let Inner::Save(save) = &mut *inner else {
+                    // Ended meanwhile: the bytes already copied were delivered.
+                    return if done > 0 { Ok(done) } else { Err(ENODEV) };
+                };
+                let Save { writer, image } = &mut **save;
+                let n = match image {
+                    None => writer.fill_header(&mut bounce[..want]),
+                    Some(image) => writer
+                        .fill(&**image, &mut bounce[..want])
+                        .map_err(|_| EIO)?,
+                };
+                if n == 0 {
+                    if done == 0 && len > 0 && image.is_none() {
+                        // PRE_COPY: nothing more until the device stops.
+                        return Err(ENOMSG);
+                    }
+                    break;
+                }
+                n
             };
-            if n == 0 {
-                break;
-            }
             let r = UserSlice::new(buf.wrapping_byte_add(done), n)
                 .writer()
                 .write_slice(&bounce[..n]);
             if let Err(e) = r {
                 // The bytes are gone from the encoder: the stream cannot continue.
-                *inner = Inner::Closed;
+                self.close();
                 return Err(e);
             }
             done += n;
-        }
-        if done == 0 && len > 0 && image.is_none() {
-            // PRE_COPY: nothing more until the device stops.
-            return Err(ENOMSG);
         }
         Ok(done)
     }
 
     fn write(&self, buf: UserPtr, len: usize) -> Result<usize> {
-        let mut inner = self.inner.lock();
-        let Inner::Resume(res) = &mut *inner else {
-            return Err(ENODEV);
-        };
-        let res = &mut **res;
         let mut bounce = [0u8; CHUNK];
         let mut done = 0usize;
         while done < len {
             let n = (len - done).min(CHUNK);
+            // Copy a piece in with no lock held; decode it under the session's mutex.
             let r = UserSlice::new(buf.wrapping_byte_add(done), n)
                 .reader()
                 .read_slice(&mut bounce[..n]);
@@ -264,6 +291,11 @@ impl DataFileOps for Session {
                 }
                 return Err(e);
             }
+            let mut inner = self.inner.lock();
+            let Inner::Resume(res) = &mut *inner else {
+                return if done > 0 { Ok(done) } else { Err(ENODEV) };
+            };
+            let res = &mut **res;
             let mut sink = Stage {
                 image: &mut res.image,
                 cur: &mut res.cur,
@@ -274,7 +306,10 @@ impl DataFileOps for Session {
             done += n;
         }
         if done > 0 {
-            res.accepted = true;
+            // A `write()` succeeded: the user delivered part of a stream.
+            if let Inner::Resume(res) = &mut *self.inner.lock() {
+                res.accepted = true;
+            }
         }
         Ok(done)
     }
@@ -288,6 +323,19 @@ impl DataFileOps for Session {
             }
             Inner::Closed => Err(ENODEV),
             _ => Err(EINVAL),
+        }
+    }
+
+    /// A saving session is readable while it has bytes to give now: in PRE_COPY while header
+    /// bytes remain (then `read()` says `ENOMSG` until the snapshot), from STOP_COPY on always
+    /// (to a permanent EOF). A resuming session is writable. An ended one is an error.
+    fn poll(&self, waiter: &PollWaiter<'_>) -> u32 {
+        waiter.wait_on(&self.ready);
+        match &*self.inner.lock() {
+            Inner::Save(save) if save.image.is_none() && save.writer.header_remaining() == 0 => 0,
+            Inner::Save(_) => vfio::POLL_IN,
+            Inner::Resume(_) => vfio::POLL_OUT,
+            Inner::Closed => vfio::POLL_ERR,
         }
     }
 }
@@ -306,6 +354,11 @@ pub(crate) struct Migration {
     pub(crate) edu: Edu,
     /// Dirty page logging of the backend's DMA writes.
     pub(crate) log: DirtyLog,
+    /// Failed arcs of this device since bind (see the module's notes on logging).
+    failures: u64,
+    /// The last LOAD applied nothing (no data was accepted): the arc completes, the request
+    /// fails.
+    nothing_loaded: bool,
 }
 
 /// What an arc works on besides the migration state.
@@ -326,6 +379,8 @@ impl Migration {
             frozen: false,
             edu: Edu::default(),
             log: DirtyLog::new(),
+            failures: 0,
+            nothing_loaded: false,
         }
     }
 
@@ -399,7 +454,10 @@ impl Migration {
         if !self.log.is_active() {
             return Err(log_errno(LogError::NotStarted));
         }
-        let busy = Edu::dma_busy(core)?;
+        // A device that cannot be read (memory decoding off, D3hot) may still be writing RAM
+        // (bus mastering is separate): a logged DMA counts as running until a report reads the
+        // device idle, so its pages are reported again rather than forgotten.
+        let busy = Edu::dma_busy(core).unwrap_or(true);
         self.log
             .read_and_clear(iova, len, busy, out)
             .map_err(log_errno)
@@ -409,6 +467,12 @@ impl Migration {
     pub(crate) fn set_state(&mut self, ctx: &mut Ctx<'_>, new: u32) -> Result<Option<NewFile>> {
         let target = MigState::try_from(new).map_err(|_| EINVAL)?;
         if target == MigState::Error {
+            return Err(EINVAL);
+        }
+        if self.cur == MigState::Error {
+            // ERROR has no arcs: only a reset (or the last close) leaves it. The kernel's
+            // helper must not be asked (`vfio_mig_get_next_state()` WARN_ONs for ERROR as the
+            // current state, which a user could repeat at will), so refuse here, as pds does.
             return Err(EINVAL);
         }
         let mut file = None;
@@ -433,20 +497,54 @@ impl Migration {
                 Ok(Some(f)) => file = Some(f),
                 Ok(None) => {}
                 Err(e) => {
-                    dev_err!(
-                        ctx.core.as_dev(),
-                        "migration: arc {} -> {} failed ({:?}): device in ERROR\n",
-                        cur.name(),
-                        mirror.name(),
-                        e
-                    );
+                    self.log_failure(ctx.core, cur, mirror, e, "device in ERROR");
                     self.fail();
                     return Err(e);
                 }
             }
             self.cur = mirror;
+            if core::mem::take(&mut self.nothing_loaded) {
+                // RESUMING -> STOP with no data accepted: nothing was applied; the device stays
+                // in STOP with its own state, and the request fails (incomplete data).
+                self.log_failure(ctx.core, cur, mirror, EINVAL, "no data: nothing loaded");
+                return Err(EINVAL);
+            }
         }
         Ok(file)
+    }
+
+    /// Logs a failed arc: the 1st, 2nd, 4th, 8th... failure of the device at error level, with
+    /// the count; the others at debug level (a user can fail arcs at will).
+    fn log_failure(
+        &mut self,
+        core: &CoreDevice,
+        from: MigState,
+        to: MigState,
+        e: Error,
+        what: &str,
+    ) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures.is_power_of_two() {
+            dev_err!(
+                core.as_dev(),
+                "migration: arc {} -> {} failed ({:?}): {} ({} failed arcs since bind; only \
+                 the 1st, 2nd, 4th, 8th... are logged)\n",
+                from.name(),
+                to.name(),
+                e,
+                what,
+                self.failures
+            );
+        } else {
+            dev_dbg!(
+                core.as_dev(),
+                "migration: arc {} -> {} failed ({:?}): {}\n",
+                from.name(),
+                to.name(),
+                e,
+                what
+            );
+        }
     }
 
     fn fail(&mut self) {
@@ -489,6 +587,8 @@ impl Migration {
                         Inner::Save(save) => save.image = Some(image),
                         _ => return Err(EIO),
                     }
+                    // The rest of the stream is readable now.
+                    s.ready.notify_all();
                 }
                 Actions::OPEN_RESUME => {
                     let expect = Expect::exactly(&identity(ctx.persona)?);
@@ -516,7 +616,10 @@ impl Migration {
                         s.close();
                     }
                 }
-                Actions::THAW => self.frozen = false,
+                Actions::THAW => {
+                    self.edu.thaw(ctx.core)?;
+                    self.frozen = false;
+                }
                 Actions::RELEASE_DMA => {
                     self.held = false;
                     self.edu.release_dma(ctx.core, &mut self.log)?;
@@ -527,28 +630,36 @@ impl Migration {
         Ok(file)
     }
 
-    /// Applies a verified stream: every record is validated before the device is touched.
+    /// Applies a verified stream: every record is validated before the device is touched. The
+    /// staged records are copied out of the session first: the session's mutex is not held
+    /// across device accesses (see the module's locking notes).
     fn load(&mut self, ctx: &mut Ctx<'_>) -> Result {
         let s = self.resume.as_ref().ok_or(EIO)?;
-        let inner = s.inner.lock();
-        let Inner::Resume(res) = &*inner else {
-            return Err(EIO);
+        let (config, saved) = {
+            let inner = s.inner.lock();
+            let Inner::Resume(res) = &*inner else {
+                return Err(EIO);
+            };
+            if !res.accepted {
+                // No write succeeded: the user gave up resuming, or was told at the first write
+                // that the stream is refused. Nothing was delivered; the device stays as it is,
+                // and `set_state` fails the request.
+                self.nothing_loaded = true;
+                return Ok(());
+            }
+            res.parser.finish().map_err(|e| stream_errno(&e))?;
+            if !res.image.have_config || !res.image.have_edu {
+                return Err(EINVAL);
+            }
+            let mut config = KBox::new([0u8; MAX_EMULATED], GFP_KERNEL)?;
+            config.copy_from_slice(&res.image.config);
+            (config, Edu::decode(&res.image.edu)?)
         };
-        if !res.accepted {
-            // No write succeeded: the user gave up resuming, or was told at the first write that
-            // the stream is refused. Nothing was delivered; the device stays as it is.
-            return Ok(());
-        }
-        res.parser.finish().map_err(|e| stream_errno(&e))?;
-        if !res.image.have_config || !res.image.have_edu {
-            return Err(EINVAL);
-        }
         let map = &ctx.persona.ok_or(EINVAL)?.map;
-        if !crate::persona_core::overlay::OverlayState::is_reachable(map, &res.image.config) {
+        if !crate::persona_core::overlay::OverlayState::is_reachable(map, &config) {
             return Err(EINVAL);
         }
-        let saved = Edu::decode(&res.image.edu)?;
-        if !ctx.regs.load(map, &res.image.config) {
+        if !ctx.regs.load(map, &config) {
             return Err(EINVAL);
         }
         self.edu.load(ctx.core, &saved)

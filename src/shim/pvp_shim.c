@@ -14,6 +14,8 @@
 #include <linux/moduleparam.h>
 #include <linux/pci.h>
 #include <linux/pci-ats.h>
+#include <linux/pm_runtime.h>
+#include <linux/poll.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 #include "pvp_shim.h"
@@ -102,6 +104,7 @@ const char *pvp_shim_default_persona(void)
 
 static const struct pci_error_handlers pvp_shim_err_handlers = {
 	.error_detected	= vfio_pci_core_aer_err_detected,
+	.reset_prepare	= pvp_rs_reset_prepare,
 	.reset_done	= pvp_rs_reset_done,
 };
 
@@ -273,6 +276,11 @@ static long pvp_shim_mig_ioctl(struct file *filp, unsigned int cmd, unsigned lon
 	return pvp_rs_mig_ioctl(filp->private_data, cmd, arg);
 }
 
+static __poll_t pvp_shim_mig_poll(struct file *filp, struct poll_table_struct *wait)
+{
+	return pvp_rs_mig_poll(filp->private_data, filp, wait);
+}
+
 static int pvp_shim_mig_release(struct inode *inode, struct file *filp)
 {
 	pvp_rs_mig_release(filp->private_data);
@@ -285,6 +293,7 @@ static const struct file_operations pvp_shim_mig_fops = {
 	.write		= pvp_shim_mig_write,
 	.unlocked_ioctl	= pvp_shim_mig_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
+	.poll		= pvp_shim_mig_poll,
 	.release	= pvp_shim_mig_release,
 };
 
@@ -303,66 +312,25 @@ void pvp_shim_fput(struct file *filp)
 	fput(filp);
 }
 
-int pvp_shim_check_precopy_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg,
-				 struct vfio_precopy_info *info)
+bool pvp_shim_precopy_info_v2(struct vfio_device *vdev)
 {
-	return vfio_check_precopy_ioctl(vdev, cmd, arg, info);
+	return vdev->precopy_info_v2;
 }
 
-void pvp_shim_vdev_get(struct vfio_device *vdev)
-{
-	get_device(&vdev->device);
-}
-
-void pvp_shim_vdev_put(struct vfio_device *vdev)
-{
-	vfio_put_device(vdev);
-}
-
-/* BAR registers, for a backend's save and restore (the BAR maps exist while the device is open). */
-int pvp_shim_bar_read32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 *val)
-{
-	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
-
-	if (IS_ERR(io))
-		return PTR_ERR(io);
-	*val = ioread32(io + off);
-	return 0;
-}
-
+/* vfio-pci-core's map of a BAR, for vfio_pci_core_ioread*() and iowrite*(); an ERR_PTR. */
 void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar)
 {
 	return vfio_pci_core_get_iomap(vdev, bar);
 }
 
-int pvp_shim_bar_read64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 *val)
+int pvp_shim_pm_get(struct vfio_pci_core_device *vdev)
 {
-	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
-
-	if (IS_ERR(io))
-		return PTR_ERR(io);
-	*val = readq(io + off);
-	return 0;
+	return pm_runtime_resume_and_get(&vdev->pdev->dev);
 }
 
-int pvp_shim_bar_write32(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u32 val)
+void pvp_shim_pm_put(struct vfio_pci_core_device *vdev)
 {
-	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
-
-	if (IS_ERR(io))
-		return PTR_ERR(io);
-	iowrite32(val, io + off);
-	return 0;
-}
-
-int pvp_shim_bar_write64(struct vfio_pci_core_device *vdev, unsigned int bar, u32 off, u64 val)
-{
-	void __iomem *io = vfio_pci_core_get_iomap(vdev, bar);
-
-	if (IS_ERR(io))
-		return PTR_ERR(io);
-	writeq(val, io + off);
-	return 0;
+	pm_runtime_put(&vdev->pdev->dev);
 }
 
 u64 pvp_shim_bar_len(struct vfio_pci_core_device *vdev, unsigned int bar)

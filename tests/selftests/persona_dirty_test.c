@@ -635,6 +635,78 @@ TEST_F(dirty, close_drops_log)
 	EXPECT_EQ(0, bm[0]) TH_LOG("reported %s", bits(bm, PAGES_A));
 }
 
+/* Sets or clears memory decoding (COMMAND bit 1), bus mastering untouched: 0 or -errno. */
+static int mem_decoding(FIXTURE_DATA(dirty) *self, bool on)
+{
+	uint64_t cfg = 0, cfgsz = 0;
+	uint16_t cmd = 0;
+	int err = pvp_config_size(self->d.devfd, &cfg, &cfgsz);
+
+	if (err)
+		return err;
+	if (pread(self->d.devfd, &cmd, 2, cfg + 4) != 2)
+		return -EIO;
+	cmd = on ? cmd | 0x2 : cmd & ~0x2;
+	return pwrite(self->d.devfd, &cmd, 2, cfg + 4) == 2 ? 0 : -EIO;
+}
+
+/*
+ * C1: a DMA outlives a report while memory decoding is off. The guest starts a device-to-RAM
+ * DMA (logged), then clears memory decoding with bus mastering on: edu still writes RAM. A
+ * report cannot read whether the DMA still runs (vfio-pci-core refuses the BAR): it must count
+ * it as running, so every report until one sees the device idle includes its pages. Read as
+ * "idle" (what a disabled BAR returns), the first report forgets it, the DMA lands after it,
+ * and no later report has the page: a stale page on the destination.
+ */
+TEST_F(dirty, C1_dma_outlives_report_when_memory_off)
+{
+	uint64_t bm[1];
+	int i;
+
+	ASSERT_EQ(0, log_start_ab(self->d.devfd));
+	memset(self->a, 0xaa, PG);
+	ASSERT_EQ(0, dma_issue(self, EDU_BUF, IOVA_A, PG, EDU_DMA_START | EDU_DMA_TO_RAM));
+	ASSERT_EQ(0, mem_decoding(self, false));
+	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
+	EXPECT_EQ(1ULL, bm[0]) TH_LOG("first report: %s", bits(bm, PAGES_A));
+	/* edu writes RAM (bus mastering is on), after the first report. */
+	for (i = 0; i < 300 && self->a[0] == 0xaa; i++)
+		usleep(10000);
+	ASSERT_NE(0xaa, self->a[0]) TH_LOG("the DMA never wrote RAM");
+	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
+	EXPECT_EQ(1ULL, bm[0]) TH_LOG("report after the DMA landed: %s", bits(bm, PAGES_A));
+	/* Decoding back on: a report sees the device idle, includes the DMA once more, forgets it. */
+	ASSERT_EQ(0, mem_decoding(self, true));
+	ASSERT_EQ(0, dma_wait(self));
+	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
+	ASSERT_EQ(0, log_report(self->d.devfd, IOVA_A, PAGES_A * PG, PG, bm, 1));
+	EXPECT_EQ(0, bm[0]) TH_LOG("after the DMA was seen finished: %s", bits(bm, PAGES_A));
+}
+
+/*
+ * C1: RUNNING -> STOP with memory decoding off while a DMA may run. The driver cannot see the
+ * DMA end, so it cannot quiesce: the arc fails with EIO (device in ERROR) instead of returning
+ * with the transfer still running in STOP.
+ */
+TEST_F(dirty, C1_stop_with_memory_off_fails)
+{
+	uint32_t st = VFIO_DEVICE_STATE_RUNNING;
+	int err;
+
+	ASSERT_EQ(0, dma_issue(self, EDU_BUF, IOVA_A, PG, EDU_DMA_START | EDU_DMA_TO_RAM));
+	ASSERT_EQ(0, mem_decoding(self, false));
+	err = mig_set(self->d.devfd, VFIO_DEVICE_STATE_STOP, NULL);
+	EXPECT_EQ(-EIO, err) TH_LOG("RUNNING -> STOP with memory decoding off: %s",
+				    strerror(-err));
+	ASSERT_EQ(0, pvp_mig_get(self->d.devfd, &st));
+	EXPECT_EQ(err ? VFIO_DEVICE_STATE_ERROR : VFIO_DEVICE_STATE_STOP, st);
+	ASSERT_EQ(0, mem_decoding(self, true));
+	ASSERT_EQ(0, dma_wait(self));
+	if (err)
+		ASSERT_EQ(0, pvp_device_reset(self->d.devfd));
+	ASSERT_EQ(0, mig_set(self->d.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
 /* A function without a migration backend (PVP_BDF_NOLOG) offers no dirty logging. */
 TEST(no_backend)
 {

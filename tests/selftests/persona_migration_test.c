@@ -106,7 +106,7 @@ TEST_F(mig, feature)
 
 /*
  * Every (from, to) pair with from != ERROR: reachable targets are reached, the others refused
- * with no change.
+ * with no change; leaving an empty RESUMING fails, in STOP.
  */
 TEST_F(mig, arcs)
 {
@@ -117,12 +117,26 @@ TEST_F(mig, arcs)
 			uint32_t st = 0;
 			int r;
 
-			ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+			r = pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+			if (r == -EINVAL && !pvp_mig_get(self->a.devfd, &st) &&
+			    st == VFIO_DEVICE_STATE_STOP)
+				/* Left an empty RESUMING: failed once, in STOP (see below). */
+				r = pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+			ASSERT_EQ(0, r);
 			ASSERT_EQ(0, pvp_mig_set(self->a.devfd, from, NULL))
 				TH_LOG("RUNNING -> %s", names[from]);
 			r = pvp_mig_set(self->a.devfd, to, NULL);
 			ASSERT_EQ(0, pvp_mig_get(self->a.devfd, &st));
-			if (reachable(from, to)) {
+			if (from == VFIO_DEVICE_STATE_RESUMING && reachable(from, to) &&
+			    to != from) {
+				/*
+				 * Nothing was written to the resuming fd: leaving RESUMING fails
+				 * (incomplete data) and the device is left in STOP, unchanged.
+				 */
+				EXPECT_EQ(-EINVAL, r) TH_LOG("%s -> %s", names[from], names[to]);
+				EXPECT_EQ(VFIO_DEVICE_STATE_STOP, st)
+					TH_LOG("%s -> %s", names[from], names[to]);
+			} else if (reachable(from, to)) {
 				EXPECT_EQ(0, r) TH_LOG("%s -> %s: %s", names[from], names[to],
 						       strerror(-r));
 				EXPECT_EQ(to, st) TH_LOG("%s -> %s", names[from], names[to]);

@@ -97,8 +97,12 @@ impl CoreDevice {
 
     /// The generic device of the PCI function, for logging and sysfs.
     pub(crate) fn as_dev(&self) -> &device::Device {
-        // SAFETY: By the type invariants the core device is initialised, so `pdev` is the bound
-        // PCI function, which outlives its vfio device (the vfio device holds a reference).
+        // SAFETY: By the type invariants the core device is initialised, so `pdev` is its PCI
+        // function. A `CoreDevice` is reached only from the callbacks of a bound function (probe,
+        // remove, reset_done, sysfs) and of its registered vfio device (file operations of an
+        // open device, which `remove()` waits for); nothing else keeps the vfio device (a data fd
+        // holds only its session), so the function is bound, and alive, for the borrow. The
+        // vfio device does not hold a reference to `pdev`: `release` must not use this.
         unsafe {
             let pdev = bindings::pvp_shim_pdev(self.as_raw());
             device::Device::from_raw(&raw mut (*pdev).dev)

@@ -4,15 +4,23 @@
 //!
 //! A driver keeps each data-transfer session as an [`Arc`] of its own type implementing
 //! [`DataFileOps`]; [`NewFile::open`] makes the anon-inode file VFIO hands to the user, whose
-//! private data holds another reference to the session (and one to the `vfio_device`, for the
-//! kernel's PRECOPY_INFO checks), dropped when the user closes the fd. The driver ends a session
-//! by marking it closed in its own state: the file may outlive it, and then fails every call.
+//! private data holds another reference to the session, dropped when the user closes the fd.
+//!
+//! The file holds nothing of the device: no `vfio_device` reference (which would keep the
+//! device, and with it its place in the `vfio_device_set`, alive after `remove()`: a zombie the
+//! next device probed on the slot or bus would share its set with) and no pointer it follows.
+//! The device side owns the sessions, as mlx5 and pds own their migration files: the driver
+//! ends a session by marking it closed in its own state (on every state change that ends it,
+//! on reset and in `close_device`, which VFIO runs before `remove()` can finish), and the file,
+//! which may outlive the device, then fails every call with `ENODEV` touching only the session.
+//! What the file needs of the device (whether the user opted in to PRECOPY_INFOv2) is copied
+//! into it when it is made, while the device is open.
 
 use super::{bindings, device::CoreDevice};
 use kernel::{
     error::{from_err_ptr, to_result},
     prelude::*,
-    sync::Arc,
+    sync::{poll::PollCondVar, poll::PollTable, Arc},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -26,13 +34,39 @@ pub(crate) trait DataFileOps: Send + Sync + 'static {
 
     /// `VFIO_MIG_GET_PRECOPY_INFO`: `(initial_bytes, dirty_bytes)`.
     fn precopy_info(&self) -> Result<(u64, u64)>;
+
+    /// `poll()`: registers with `waiter` the condition variables whose notification changes the
+    /// answer, then returns the events ready now ([`POLL_IN`], [`POLL_OUT`], [`POLL_ERR`]).
+    fn poll(&self, waiter: &PollWaiter<'_>) -> u32;
 }
 
-/// What the file's private data points to.
+/// `poll()` events of a data fd: readable (`POLLIN | POLLRDNORM`). The values are the uapi
+/// `poll.h` ones of the architecture built for; `.poll` returns `EPOLL*` `__poll_t` bits, which
+/// equal them wherever that header is the generic one (x86, arm64, riscv among others).
+pub(crate) const POLL_IN: u32 = kernel::bindings::POLLIN | kernel::bindings::POLLRDNORM;
+/// Writable.
+pub(crate) const POLL_OUT: u32 = kernel::bindings::POLLOUT | kernel::bindings::POLLWRNORM;
+/// The session is over: every call fails.
+pub(crate) const POLL_ERR: u32 = kernel::bindings::POLLERR | kernel::bindings::POLLHUP;
+
+/// The file and poll table of one `poll()` call on a data fd.
+pub(crate) struct PollWaiter<'a> {
+    file: &'a kernel::fs::File,
+    table: PollTable<'a>,
+}
+
+impl PollWaiter<'_> {
+    /// Wakes this poller when `cv` is notified.
+    pub(crate) fn wait_on(&self, cv: &PollCondVar) {
+        self.table.register_wait(self.file, cv);
+    }
+}
+
+/// What the file's private data points to: the session only (see the module's notes).
 struct FilePriv<F> {
-    /// A referenced `vfio_device` (see [`NewFile::open`]).
-    vdev: *mut bindings::vfio_device,
     session: Arc<F>,
+    /// The user opted in to PRECOPY_INFOv2 when the file was made (then `flags` is an output).
+    precopy_v2: bool,
 }
 
 /// A new data fd's file, to be handed to VFIO as the result of `migration_set_state`.
@@ -45,29 +79,31 @@ unsafe impl Send for NewFile {}
 
 impl NewFile {
     /// Opens a data fd for `session` of the device `core`: readable (a saving session) or
-    /// writable (a resuming one).
+    /// writable (a resuming one). Called while the device is open (a migration state change).
     pub(crate) fn open<F: DataFileOps>(
         core: &CoreDevice,
         session: Arc<F>,
         writable: bool,
     ) -> Result<Self> {
-        let vdev = core.vdev();
-        let priv_ = KBox::new(FilePriv { vdev, session }, GFP_KERNEL)?;
-        let raw = KBox::into_raw(priv_);
         // SAFETY: `vdev` is a live, initialised vfio_device (by `CoreDevice`'s invariants); the
-        // reference is dropped in `release`, or below on failure.
-        unsafe { bindings::pvp_shim_vdev_get(vdev) };
-        // SAFETY: The shim's file operations hand `raw` back to `read`/`write`/`ioctl`/`release`
-        // of `F`, which is what `T::DataFile` is for the entry points.
+        // shim reads one byte of it.
+        let precopy_v2 = unsafe { bindings::pvp_shim_precopy_info_v2(core.vdev()) };
+        let priv_ = KBox::new(
+            FilePriv {
+                session,
+                precopy_v2,
+            },
+            GFP_KERNEL,
+        )?;
+        let raw = KBox::into_raw(priv_);
+        // SAFETY: The shim's file operations hand `raw` back to `read`/`write`/`ioctl`/`poll`/
+        // `release` of `F`, which is what `T::DataFile` is for the entry points.
         let filp = unsafe { bindings::pvp_shim_mig_file(raw.cast(), writable) };
         match from_err_ptr(filp) {
             Ok(filp) => Ok(NewFile(filp)),
             Err(e) => {
-                // SAFETY: The file was not created, so `raw` and the device reference are ours.
-                unsafe {
-                    drop(KBox::from_raw(raw));
-                    bindings::pvp_shim_vdev_put(vdev);
-                }
+                // SAFETY: The file was not created, so `raw` is ours again.
+                drop(unsafe { KBox::from_raw(raw) });
                 Err(e)
             }
         }
@@ -130,7 +166,8 @@ pub(crate) unsafe fn mig_write<F: DataFileOps>(
 /// Bytes of `struct vfio_precopy_info` up to and including `dirty_bytes`.
 const PRECOPY_INFO_LEN: usize = core::mem::size_of::<bindings::vfio_precopy_info>();
 
-/// `ioctl()` on a data fd: `VFIO_MIG_GET_PRECOPY_INFO` only.
+/// `ioctl()` on a data fd: `VFIO_MIG_GET_PRECOPY_INFO` only. The checks are those of the
+/// kernel's `vfio_check_precopy_ioctl()`, made without the device (see the module's notes).
 ///
 /// # Safety
 ///
@@ -143,19 +180,30 @@ pub(crate) unsafe fn mig_ioctl<F: DataFileOps>(
     // SAFETY: Per the function's contract.
     let fp = unsafe { priv_of::<F>(p) };
     let r = (|| -> Result {
-        let mut info = bindings::vfio_precopy_info::default();
-        // SAFETY: `fp.vdev` is referenced by the file; the helper treats `arg` as an untrusted
-        // user pointer and writes only `info`.
-        to_result(unsafe { bindings::pvp_shim_check_precopy_ioctl(fp.vdev, cmd, arg, &mut info) })?;
+        if cmd != bindings::PVP_VFIO_MIG_GET_PRECOPY_INFO {
+            return Err(ENOTTY);
+        }
+        let user = UserPtr::from_addr(arg);
+        let mut head = [0u8; PRECOPY_INFO_LEN];
+        UserSlice::new(user, head.len())
+            .reader()
+            .read_slice(&mut head)?;
+        let argsz = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
+        if usize::try_from(argsz).map_err(|_| EINVAL)? < PRECOPY_INFO_LEN {
+            return Err(EINVAL);
+        }
+        // v1 keeps the user's flags as they were (bug compatibility); v2 makes them an output.
+        let flags = if fp.precopy_v2 {
+            0
+        } else {
+            u32::from_ne_bytes([head[4], head[5], head[6], head[7]])
+        };
         let (initial, dirty) = fp.session.precopy_info()?;
-        info.initial_bytes = initial;
-        info.dirty_bytes = dirty;
         let mut out = [0u8; PRECOPY_INFO_LEN];
-        out[0..4].copy_from_slice(&info.argsz.to_ne_bytes());
-        out[4..8].copy_from_slice(&info.flags.to_ne_bytes());
+        out[0..4].copy_from_slice(&argsz.to_ne_bytes());
+        out[4..8].copy_from_slice(&flags.to_ne_bytes());
         out[8..16].copy_from_slice(&initial.to_ne_bytes());
         out[16..24].copy_from_slice(&dirty.to_ne_bytes());
-        let user = UserPtr::from_addr(arg);
         UserSlice::new(user, out.len()).writer().write_slice(&out)
     })();
     match r {
@@ -164,18 +212,36 @@ pub(crate) unsafe fn mig_ioctl<F: DataFileOps>(
     }
 }
 
-/// `release()` of a data fd: drops the file's session and device references.
+/// `poll()` on a data fd.
+///
+/// # Safety
+///
+/// `p` is the private data of the live file `filp` made by [`NewFile::open::<F>`], and `table`
+/// the poll table of the current `poll` call (or null).
+pub(crate) unsafe fn mig_poll<F: DataFileOps>(
+    p: *mut c_void,
+    filp: *mut kernel::bindings::file,
+    table: *mut kernel::bindings::poll_table,
+) -> c_uint {
+    // SAFETY: Per the function's contract.
+    let fp = unsafe { priv_of::<F>(p) };
+    let waiter = PollWaiter {
+        // SAFETY: VFS holds a reference to `filp` for the duration of its `poll` call.
+        file: unsafe { kernel::fs::File::from_raw_file(filp) },
+        // SAFETY: `table` is null or the call's valid poll table, for the call.
+        table: unsafe { PollTable::from_raw(table) },
+    };
+    fp.session.poll(&waiter)
+}
+
+/// `release()` of a data fd: drops the file's session reference.
 ///
 /// # Safety
 ///
 /// `p` is the private data of a file made by [`NewFile::open::<F>`], released now.
 pub(crate) unsafe fn mig_release<F: DataFileOps>(p: *mut c_void) {
     // SAFETY: The file is going away: its private data is ours again.
-    let fp = unsafe { KBox::from_raw(p.cast::<FilePriv<F>>()) };
-    let vdev = fp.vdev;
-    drop(fp);
-    // SAFETY: Drops the reference `open` took.
-    unsafe { bindings::pvp_shim_vdev_put(vdev) };
+    drop(unsafe { KBox::from_raw(p.cast::<FilePriv<F>>()) });
 }
 
 impl CoreDevice {
@@ -188,42 +254,70 @@ impl CoreDevice {
         Ok(next)
     }
 
-    /// Reads the 32-bit register at `off` of BAR `bar` (the device must be open).
+    // BAR registers for a backend (save, load, quiesce waits, the dirty log, a held DMA
+    // start): always through vfio-pci-core's `vfio_pci_core_ioread*`/`iowrite*` with
+    // `test_mem`, as the core's own BAR accesses are made. They take `memory_lock` for read, so
+    // they wait for a reset, a COMMAND or power-state change or a runtime suspend/resume the
+    // core makes under it for write, and they refuse with `EIO` while memory decoding is off or
+    // the function is in D3hot or below: no MMIO reaches a BAR that does not decode (an
+    // Unsupported Request, fatal on some platforms). `EIO` means "the device cannot be read
+    // now", never "idle": a backend fails what needs the device (an arc fails, the device goes
+    // to ERROR) or assumes the worst (a DMA it cannot see end is still running). Each access
+    // takes and drops the lock, so waits between polls hold nothing of the core. Never call
+    // them with `memory_lock` held for write: not from `reset_done` (the core holds it around
+    // resets), which is why resets only drop driver state. 64 bits go through the core's
+    // `ioread64`/`iowrite64` (right for memory and I/O BARs, unlike `readq`/`writeq`).
+
+    /// The address of the register at `off` of BAR `bar` in vfio-pci-core's map of it, for the
+    /// core's accessors: `len` bytes, naturally aligned, inside the BAR.
+    fn bar_reg(&self, bar: u32, off: u64, len: u64) -> Result<*mut c_void> {
+        // SAFETY: The device is initialised; the shim reads the function's resource length.
+        let bar_len = unsafe { bindings::pvp_shim_bar_len(self.as_raw(), bar) };
+        if !matches!(len, 1 | 2 | 4 | 8) || off % len != 0 || off.saturating_add(len) > bar_len {
+            return Err(EINVAL);
+        }
+        // SAFETY: The device is initialised; the core maps the BAR on first use (the device is
+        // open: every caller runs under a VFIO callback of an open device) and returns an
+        // ERR_PTR when it cannot.
+        let io = from_err_ptr(unsafe { bindings::pvp_shim_bar_iomap(self.as_raw(), bar) })?;
+        Ok(io
+            .cast::<u8>()
+            .wrapping_add(usize::try_from(off).map_err(|_| EINVAL)?)
+            .cast::<c_void>())
+    }
+
+    /// Reads the 32-bit register at `off` of BAR `bar` (see the notes above; `EIO` while the
+    /// BAR does not decode).
     pub(crate) fn bar_read32(&self, bar: u32, off: u32) -> Result<u32> {
-        self.check_bar(bar, off)?;
+        let at = self.bar_reg(bar, u64::from(off), 4)?;
         let mut v = 0u32;
-        // SAFETY: The BAR map exists while the device is open; `off` is inside the BAR.
-        to_result(unsafe { bindings::pvp_shim_bar_read32(self.as_raw(), bar, off, &mut v) })?;
+        // SAFETY: `at` is a naturally aligned register inside the BAR's map (`bar_reg`); the
+        // core's helper takes `memory_lock` and checks decoding and power state before the read.
+        to_result(unsafe { bindings::vfio_pci_core_ioread32(self.as_raw(), true, &mut v, at) })?;
         Ok(v)
     }
 
-    /// Reads the 64-bit register at `off` of BAR `bar` (the device must be open).
+    /// Reads the 64-bit register at `off` of BAR `bar` (as `bar_read32`).
     pub(crate) fn bar_read64(&self, bar: u32, off: u32) -> Result<u64> {
-        self.check_bar(bar, off)?;
-        if off % 8 != 0 {
-            return Err(EINVAL);
-        }
+        let at = self.bar_reg(bar, u64::from(off), 8)?;
         let mut v = 0u64;
         // SAFETY: As for `bar_read32`.
-        to_result(unsafe { bindings::pvp_shim_bar_read64(self.as_raw(), bar, off, &mut v) })?;
+        to_result(unsafe { bindings::vfio_pci_core_ioread64(self.as_raw(), true, &mut v, at) })?;
         Ok(v)
     }
 
-    /// Writes the 32-bit register at `off` of BAR `bar` (the device must be open).
+    /// Writes the 32-bit register at `off` of BAR `bar` (as `bar_read32`).
     pub(crate) fn bar_write32(&self, bar: u32, off: u32, v: u32) -> Result {
-        self.check_bar(bar, off)?;
+        let at = self.bar_reg(bar, u64::from(off), 4)?;
         // SAFETY: As for `bar_read32`.
-        to_result(unsafe { bindings::pvp_shim_bar_write32(self.as_raw(), bar, off, v) })
+        to_result(unsafe { bindings::vfio_pci_core_iowrite32(self.as_raw(), true, v, at) })
     }
 
-    /// Writes the 64-bit register at `off` of BAR `bar` (the device must be open).
+    /// Writes the 64-bit register at `off` of BAR `bar` (as `bar_read32`).
     pub(crate) fn bar_write64(&self, bar: u32, off: u32, v: u64) -> Result {
-        self.check_bar(bar, off)?;
-        if off % 8 != 0 {
-            return Err(EINVAL);
-        }
+        let at = self.bar_reg(bar, u64::from(off), 8)?;
         // SAFETY: As for `bar_read32`.
-        to_result(unsafe { bindings::pvp_shim_bar_write64(self.as_raw(), bar, off, v) })
+        to_result(unsafe { bindings::vfio_pci_core_iowrite64(self.as_raw(), true, v, at) })
     }
 
     /// A user's write of `len` (1, 2, 4 or 8) bytes of `val` at `off` of the memory BAR `bar`,
@@ -232,22 +326,12 @@ impl CoreDevice {
     /// driver holds, so user memory is read once: a trap decides on the bytes that reach the
     /// device.
     pub(crate) fn bar_user_write(&self, bar: u32, off: u64, len: usize, val: u64) -> Result {
-        // SAFETY: The device is initialised; the shim reads the function's resource length.
-        let bar_len = unsafe { bindings::pvp_shim_bar_len(self.as_raw(), bar) };
-        let n = u64::try_from(len).map_err(|_| EINVAL)?;
-        if !matches!(len, 1 | 2 | 4 | 8) || off % n != 0 || off.saturating_add(n) > bar_len {
-            return Err(EINVAL);
-        }
-        // SAFETY: The device is initialised; the map is an ERR_PTR when the BAR has none.
-        let io = from_err_ptr(unsafe { bindings::pvp_shim_bar_iomap(self.as_raw(), bar) })?;
-        let at = io
-            .cast::<u8>()
-            .wrapping_add(usize::try_from(off).map_err(|_| EINVAL)?)
-            .cast::<c_void>();
+        let at = self.bar_reg(bar, off, u64::try_from(len).map_err(|_| EINVAL)?)?;
         let b = val.to_le_bytes();
         let raw = self.as_raw();
-        // SAFETY: `at` is inside the BAR's map (checked above) and naturally aligned; the core's
-        // helpers take its memory lock and check memory decoding themselves.
+        // SAFETY: `at` is a naturally aligned register of `len` bytes inside the BAR's map
+        // (`bar_reg`); the core's helpers take its memory lock and check memory decoding and
+        // power state themselves.
         to_result(unsafe {
             match len {
                 1 => bindings::vfio_pci_core_iowrite8(raw, true, b[0], at),
@@ -268,12 +352,22 @@ impl CoreDevice {
         })
     }
 
-    fn check_bar(&self, bar: u32, off: u32) -> Result {
-        // SAFETY: The device is initialised; the shim reads the function's resource length.
-        let len = unsafe { bindings::pvp_shim_bar_len(self.as_raw(), bar) };
-        if off % 4 != 0 || u64::from(off) + 8 > len {
-            return Err(EINVAL);
-        }
-        Ok(())
+    /// Resumes the function from runtime suspend and holds it active until the returned
+    /// reference is dropped (`pm_runtime_resume_and_get()`, as vfio-pci-core does around every
+    /// region access): a device in low power wakes up, signalling the user's wake-up eventfd.
+    pub(crate) fn pm_active(&self) -> Result<PmActive<'_>> {
+        // SAFETY: By the type invariants `pdev` is the bound function.
+        to_result(unsafe { bindings::pvp_shim_pm_get(self.as_raw()) }).map_err(|_| EIO)?;
+        Ok(PmActive(self))
+    }
+}
+
+/// A runtime PM reference of the function (see [`CoreDevice::pm_active`]).
+pub(crate) struct PmActive<'a>(&'a CoreDevice);
+
+impl Drop for PmActive<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Drops the reference `pm_active` took.
+        unsafe { bindings::pvp_shim_pm_put(self.0.as_raw()) }
     }
 }

@@ -23,7 +23,7 @@ pub(crate) use device::{
 pub(crate) use dirty::{DirtyBitmap, LogRanges};
 pub(crate) use driver::{Driver, Registration};
 pub(crate) use firmware::Firmware;
-pub(crate) use migration::{DataFileOps, NewFile};
+pub(crate) use migration::{DataFileOps, NewFile, PollWaiter, POLL_ERR, POLL_IN, POLL_OUT};
 
 /// `struct vfio_device`, for the entry-point signatures only.
 #[doc(hidden)]

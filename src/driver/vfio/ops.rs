@@ -27,6 +27,7 @@ macro_rules! declare_vfio_pci_driver {
             remove(pdev: *mut kernel::bindings::pci_dev) -> ();
             sriov_configure(pdev: *mut kernel::bindings::pci_dev, n: kernel::ffi::c_int)
                 -> kernel::ffi::c_int;
+            reset_prepare(pdev: *mut kernel::bindings::pci_dev) -> ();
             reset_done(pdev: *mut kernel::bindings::pci_dev) -> ();
             init(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
             release(v: *mut $crate::vfio::RawVfioDevice) -> ();
@@ -72,6 +73,8 @@ macro_rules! declare_vfio_pci_driver {
                 -> isize;
             mig_ioctl(p: *mut kernel::ffi::c_void, cmd: kernel::ffi::c_uint,
                 arg: kernel::ffi::c_ulong) -> kernel::ffi::c_long;
+            mig_poll(p: *mut kernel::ffi::c_void, f: *mut kernel::bindings::file,
+                w: *mut kernel::bindings::poll_table) -> kernel::ffi::c_uint;
             mig_release(p: *mut kernel::ffi::c_void) -> ();
             log_start(v: *mut $crate::vfio::RawVfioDevice,
                 ranges: *mut kernel::bindings::rb_root_cached, n: u32, page_size: *mut u64)
@@ -210,6 +213,16 @@ pub(crate) unsafe fn sriov_configure<T: Driver>(
     // SAFETY: `pdev` is bound to this driver.
     let dev = unsafe { drvdata::<T>(pdev) };
     from_result(|| dev.core().sriov_configure(n))
+}
+
+/// `pci_error_handlers.reset_prepare`.
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver.
+pub(crate) unsafe fn reset_prepare<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
+    // SAFETY: `pdev` is bound to this driver.
+    T::reset_prepare(unsafe { drvdata::<T>(pdev) })
 }
 
 /// `pci_error_handlers.reset_done`.
@@ -629,6 +642,20 @@ pub(crate) unsafe fn mig_write<T: Driver>(p: *mut c_void, b: *const c_char, n: u
 pub(crate) unsafe fn mig_ioctl<T: Driver>(p: *mut c_void, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
     unsafe { super::migration::mig_ioctl::<T::DataFile>(p, cmd, arg) }
+}
+
+/// Data fd `poll()`.
+///
+/// # Safety
+///
+/// `p` is the private data of the live data fd `f` of this driver; `w` its poll table or null.
+pub(crate) unsafe fn mig_poll<T: Driver>(
+    p: *mut c_void,
+    f: *mut kernel::bindings::file,
+    w: *mut kernel::bindings::poll_table,
+) -> c_uint {
+    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
+    unsafe { super::migration::mig_poll::<T::DataFile>(p, f, w) }
 }
 
 /// Data fd `release()`.
