@@ -11,9 +11,10 @@
  *                          With "req": on the device request (unbind, unplug) it closes the device
  *                          and the iommufd but keeps the data fd, prints "released"; on SIGUSR1 it
  *                          checks that the orphaned data fd fails with ENODEV and exits.
- *   check BDF              A new user: opens BDF, its config IDs equal sysfs, a save/resume round
- *                          trip on the edu brings a new liveness value back, a bus hot reset
- *                          (VFIO_DEVICE_PCI_HOT_RESET) and VFIO_DEVICE_RESET work.
+ *   check BDF [resets]     A new user: opens BDF, its config IDs equal sysfs, a save/resume round
+ *                          trip on the edu brings a new liveness value back; with "resets" also
+ *                          a bus hot reset (VFIO_DEVICE_PCI_HOT_RESET) and VFIO_DEVICE_RESET work
+ *                          and the round trip works again.
  *   race BDF KIND SECONDS  KIND flr (sysfs reset), reset (VFIO_DEVICE_RESET) or hotreset
  *                          (VFIO_DEVICE_PCI_HOT_RESET) in a loop on one thread while another
  *                          takes every arc of the migration state table in turn; no arc may fail
@@ -424,7 +425,7 @@ static void roundtrip(struct dev *x, const char *what)
 		     rd32(x->d.devfd, EDU_LIVE), ~v);
 }
 
-static int cmd_check(const char *bdf)
+static int cmd_check(const char *bdf, bool resets)
 {
 	struct dev x;
 	int err = dev_open(&x, bdf);
@@ -433,16 +434,18 @@ static int cmd_check(const char *bdf)
 		return SAY("FAIL: open %s: %s", bdf, strerror(-err)), 1;
 	check_ids(&x);
 	roundtrip(&x, "round trip");
-	err = hot_reset(x.d.devfd);
-	if (err)
-		FAIL("VFIO_DEVICE_PCI_HOT_RESET: %s", strerror(-err));
-	err = pvp_device_reset(x.d.devfd);
-	if (err)
-		FAIL("VFIO_DEVICE_RESET: %s", strerror(-err));
-	roundtrip(&x, "round trip after resets");
+	if (resets) {
+		err = hot_reset(x.d.devfd);
+		if (err)
+			FAIL("VFIO_DEVICE_PCI_HOT_RESET: %s", strerror(-err));
+		err = pvp_device_reset(x.d.devfd);
+		if (err)
+			FAIL("VFIO_DEVICE_RESET: %s", strerror(-err));
+		roundtrip(&x, "round trip after resets");
+	}
 	dev_close(&x);
-	SAY("%s: a new user opened it, read its IDs, migrated it and reset it: %s", bdf,
-	    failures ? "FAILED" : "ok");
+	SAY("%s: a new user opened it, read its IDs, migrated it%s: %s", bdf,
+	    resets ? ", hot reset and reset it" : "", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;
 }
 
@@ -882,7 +885,7 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | check BDF | race BDF flr|reset|hotreset SECONDS |\n"
+	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | check BDF [resets] | race BDF flr|reset|hotreset SECONDS |\n"
 			"                 memoff BDF | lowpower BDF | aer BDF STOP_COPY|RESUMING [fatal]\n");
 	exit(2);
 }
@@ -895,7 +898,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "hold"))
 		return argc < 4 ? 2 : cmd_hold(argv[2], argv[3], argc > 4 && !strcmp(argv[4], "req"));
 	if (!strcmp(argv[1], "check"))
-		return cmd_check(argv[2]);
+		return cmd_check(argv[2], argc > 3 && !strcmp(argv[3], "resets"));
 	if (!strcmp(argv[1], "race") && argc == 5)
 		return cmd_race(argv[2], argv[3], atoi(argv[4]));
 	if (!strcmp(argv[1], "memoff"))
