@@ -101,7 +101,7 @@ bind_all() {
 cleanup() {
 	[ -n "${hold:-}" ] && kill -9 "$hold" 2>/dev/null
 	[ -n "${qpid:-}" ] && kill -9 "$qpid" 2>/dev/null
-	[ -n "${feeder:-}" ] && kill -9 "$feeder" 2>/dev/null
+	[ -s "$W/feeder" ] && kill -9 "$(cat "$W/feeder")" 2>/dev/null
 	echo 1 >/sys/module/lockdep/parameters/prove_locking 2>/dev/null
 }
 trap 'cleanup; exit 1' INT TERM
@@ -141,12 +141,14 @@ qemu_start() {
 		-device "vfio-pci,host=$e0,id=edu,bus=rp,iommufd=iommufd0" "$@" >"$W/qemu.log" 2>&1 &
 	qpid=$!
 	cat "$W/qmp.out" >>"$W/qmp.log" 2>/dev/null &
-	n_qmp=0
 	wait_line "$W/qmp.log" '"QMP"' 60 && qmp qmp_capabilities >/dev/null
 }
 # qmp COMMAND [ARGS-JSON]: one QMP command, its answer; status 1 on an error or no answer in 30 s.
+echo 0 >"$W/qmp-id"
 qmp() {
-	n_qmp=$((n_qmp + 1))
+	# The id counter lives in a file: callers run in subshells.
+	n_qmp=$(($(cat "$W/qmp-id") + 1))
+	echo "$n_qmp" >"$W/qmp-id"
 	printf '{"execute":"%s"%s,"id":"q%s"}\n' "$1" "${2:+,\"arguments\":$2}" "$n_qmp" 1<>"$W/qmp.in"
 	wait_line "$W/qmp.log" "\"q$n_qmp\"" 30 || { echo "(no answer to $1)"; return 1; }
 	_r=$(grep -F "\"q$n_qmp\"" "$W/qmp.log" | head -n 1)
@@ -167,7 +169,7 @@ qemu_kill() {
 	kill -9 "$qpid" 2>/dev/null
 	wait "$qpid" 2>/dev/null
 	qpid=
-	[ -n "${feeder:-}" ] && { kill -9 "$feeder" 2>/dev/null; wait "$feeder" 2>/dev/null; feeder=; }
+	[ -s "$W/feeder" ] && { kill -9 "$(cat "$W/feeder")" 2>/dev/null; rm -f "$W/feeder"; }
 }
 # qemu_phase NAME SETUP: starts QEMU, runs SETUP (a function) to reach the phase, kill -9, checks.
 qemu_phase() {
@@ -201,8 +203,8 @@ ph_incoming() {
 	# The head of a saved stream, then nothing: QEMU has set the device RESUMING and waits.
 	rm -f "$W/feed"
 	mkfifo "$W/feed"
-	(head -c 65536 "$W/state.mig"; sleep 600) >"$W/feed" &
-	feeder=$!
+	(head -c 65536 "$W/state.mig"; exec sleep 600) >"$W/feed" 2>/dev/null &
+	echo $! >"$W/feeder"
 	qmp migrate-incoming "{\"uri\":\"exec:cat $W/feed\"}" >/dev/null && wait_status active 30 &&
 		sleep 2 && echo "incoming migration active, loading a stalled stream"
 }
