@@ -808,19 +808,39 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 	struct dev x;
 	ssize_t n, m;
 
-	if (st != VFIO_DEVICE_STATE_STOP_COPY && st != VFIO_DEVICE_STATE_RESUMING)
-		return SAY("aer: STOP_COPY or RESUMING"), 2;
+	if (st != VFIO_DEVICE_STATE_STOP_COPY && st != VFIO_DEVICE_STATE_RESUMING &&
+	    st != VFIO_DEVICE_STATE_RUNNING)
+		return SAY("aer: RUNNING, STOP_COPY or RESUMING"), 2;
 	err = parent_of(bdf, port, sizeof(port));
 	if (err)
 		return SAY("root port of %s: %s", bdf, strerror(-err)), 2;
 	err = dev_open(&x, bdf);
 	if (err)
 		return SAY("open %s: %s", bdf, strerror(-err)), 2;
+	if (st == VFIO_DEVICE_STATE_RUNNING) {
+		/* No migration (works on vfio-pci too: the control): BAR0 and COMMAND after it. */
+		uint16_t cmd = 0;
+
+		err = aer_inject(port, fatal);
+		if (err)
+			return SAY("aer_inject at %s: %s", port, strerror(-err)), 3;
+		sleep(2);
+		cfg_rw(x.d.devfd, false, PCI_COMMAND, &cmd, 2);
+		wr32(x.d.devfd, EDU_LIVE, v);
+		SAY("after the error: COMMAND %#x, liveness %#x (want %#x)", cmd,
+		    rd32(x.d.devfd, EDU_LIVE), ~v);
+		if (rd32(x.d.devfd, EDU_LIVE) != ~v)
+			FAIL("BAR0 does not work after the error");
+		dev_close(&x);
+		return failures ? 1 : 0;
+	}
 	wr32(x.d.devfd, EDU_LIVE, v);
 	n = save(x.d.devfd, s);
 	if (n < 0)
 		return SAY("save: %s", strerror(-n)), 2;
-	wr32(x.d.devfd, EDU_LIVE, ~v);
+	/* A destination has another state to overwrite; a source saves the state it has. */
+	if (st == VFIO_DEVICE_STATE_RESUMING)
+		wr32(x.d.devfd, EDU_LIVE, ~v);
 	err = pvp_mig_set(x.d.devfd, st, &fd);
 	if (err)
 		return SAY("RUNNING -> %s: %s", state, strerror(-err)), 2;
@@ -859,6 +879,14 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 			FAIL("rest of the load: %s", strerror(-err));
 		} else {
 			err = pvp_mig_set(x.d.devfd, VFIO_DEVICE_STATE_RUNNING, NULL);
+			/*
+			 * A fatal error's link reset leaves COMMAND 0 (the kernel restores
+			 * nothing, PCI_RESET_NO_RESTORE; vfio-pci behaves the same): the VMM
+			 * turns decoding back on. The load must have taken effect anyway, or
+			 * failed.
+			 */
+			if (fatal)
+				set_mem(x.d.devfd, true);
 			if (!err && rd32(x.d.devfd, EDU_LIVE) != ~v)
 				FAIL("the load completed but liveness reads %#x, want %#x",
 				     rd32(x.d.devfd, EDU_LIVE), ~v);
@@ -867,6 +895,8 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 		}
 	}
 	close(fd);
+	if (fatal)
+		set_mem(x.d.devfd, true);
 	if (err) {
 		pvp_mig_get(x.d.devfd, &cur);
 		SAY("-> RUNNING after the error: %s (state %s)", strerror(-err), sname(cur));
