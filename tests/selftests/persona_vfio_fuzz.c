@@ -468,23 +468,16 @@ static void op_feature_rand(struct fz *f, uint8_t *buf)
 	if ((flags & 0xffff) == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT ||
 	    (flags & 0xffff) == VFIO_DEVICE_FEATURE_DMA_LOGGING_START)
 		memset(buf, 0, len);
-	feature(f, flags, buf, len, chance(f, 10) ? below(f, 32) : 0);
-	if ((flags & 0xffff) == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
-	    (flags & VFIO_DEVICE_FEATURE_SET) && !(flags & VFIO_DEVICE_FEATURE_PROBE) && len >= 8) {
+	/* MIG_DEVICE_STATE's data_fd is an output: -1 in, so a new fd is told apart. */
+	if (len >= 8)
+		memset(buf + 4, 0xff, 4);
+	if (!feature(f, flags, buf, len, chance(f, 10) ? below(f, 32) : 0) &&
+	    (flags & 0xffff) == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
+	    (flags & VFIO_DEVICE_FEATURE_SET) && len >= 8) {
 		int32_t fd;
 
 		memcpy(&fd, buf + 4, 4);
-		/* A data fd the kernel may have installed: keep it only if it is one. */
-		if (fd > 2 && fcntl(fd, F_GETFD) >= 0) {
-			bool ours = false;
-
-			for (int i = 0; i < MAX_DATA_FDS; i++)
-				ours |= f->data_fd[i] == fd;
-			for (int i = 0; i < NEFD; i++)
-				ours |= f->efd[i] == fd;
-			if (!ours && fd != f->d.devfd && fd != f->d.iommufd)
-				keep_data_fd(f, fd);
-		}
+		keep_data_fd(f, fd);
 	}
 }
 
