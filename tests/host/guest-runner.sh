@@ -19,6 +19,15 @@ tap_ok $([ "$rc" = 7 ]; echo $?) "the command's exit status is guest-run's (7)" 
 out=$("$GR" -- 'command -v vfio-persona && command -v pvp-bind && command -v vfio_pci_device_test && test -f /repo/build/module/persona_vfio_pci.ko' 2>&1); rc=$?
 tap_ok "$rc" "the project's tools are on PATH in the guest" "$out"
 
+out=$("$GR" -- 'pvp-monitor "info status"; echo "rc=$?"; pvp-monitor "device_del nosuch"; echo "rc=$?"; pvp-monitor "{\"execute\":\"query-pci\"}" | grep -o "\"qdev_id\": \"edu[12]\"" | sort -u | tr "\n" " "' 2>&1); rc=$?
+tap_ok $([ "$rc" = 0 ] && echo "$out" | grep -q '^VM status: running' && echo "$out" | grep -q "^Error: Device 'nosuch' not found" &&
+	[ "$(echo "$out" | grep -c '^rc=0$')" = 1 ] && echo "$out" | grep -q '^rc=1$' && echo "$out" | grep -q '"qdev_id": "edu1" "qdev_id": "edu2"'; echo $?) \
+	"pvp-monitor drives this guest's QEMU: HMP text, HMP errors fail, QMP JSON, the devices have ids" "$out"
+
+out=$("$GR" --timeout 120 -- 'pvp-monitor quit; echo "quit rc=$?"; sleep 30' 2>&1); rc=$?
+tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'stopped before the command finished'; echo $?) \
+	"a QEMU told to quit through pvp-monitor ends the run (125, no hang)" "rc=$rc $out"
+
 start=$(date +%s)
 out=$("$GR" --timeout 12 -- sleep 600 2>&1); rc=$?
 took=$(( $(date +%s) - start ))
