@@ -61,7 +61,7 @@ o=$(for b in $devs; do pvp-bind "$b" "$drv" || exit 1; done 2>&1)
 tap_ok $? "bind $(echo $devs) to $drv" "$o"
 log_check "before the fuzzer"
 
-# --- 1. Regressions: findings kept as replayable cases (SEED CALLS DEVICE-INDEX WHAT) ---
+# --- 1. Regressions: findings kept as replayable cases (SEED CALLS WHAT) ---
 # Each line: the seed and call count of a one-device run that reproduced a finding when it was
 # found, on the edu ($e0) unless said otherwise.
 while read -r seed calls what; do
@@ -71,6 +71,7 @@ while read -r seed calls what; do
 		"$(printf '%s\n' "$o" | grep -E 'INVARIANT|STUCK|seed|calls:' | head -n 8)"
 	log_check "regression (seed $seed): $what"
 done <<'EOF'
+2 3000 review C3 (found again by the fuzzer in its first run): a migration state request from ERROR WARNs in vfio_mig_get_next_state
 EOF
 
 # --- 2. The run ---
