@@ -116,7 +116,7 @@ for st in RUNNING PRE_COPY PRE_COPY_P2P STOP_COPY RUNNING_P2P STOP RESUMING ERRO
 	if hold "$e0" "$st"; then
 		kill -9 "$hold"
 		wait "$hold" 2>/dev/null
-		tap_ok 0 "kill -9 in $st: the holder was in $st ($(grep ready "$W/hold.out" | sed 's/^ready [A-Z_0-9]* //'))"
+		tap_ok 0 "kill -9 in $st: the holder was in $st $(grep ready "$W/hold.out" | sed 's/^ready [A-Z_0-9]* //')"
 	else
 		kill -9 "$hold" 2>/dev/null
 		tap_ok 1 "kill -9 in $st: the holder reaches $st" "$(cat "$W/hold.out")"
