@@ -62,10 +62,15 @@ REPORT='WARNING:|BUG:|Oops|general protection fault|KASAN|UBSAN|possible (circul
 log_check() {
 	sleep 0.3
 	_n=$(wc -l <"$K")
-	_bad=$(tail -n +"$((seen + 1))" "$K" | head -n "$((_n - seen))" | grep -E "$REPORT" | head -n 5)
+	_bad=$(tail -n +"$((seen + 1))" "$K" | head -n "$((_n - seen))" | grep -E "$REPORT")
 	_ctx=
-	[ -n "$_bad" ] && _ctx=$(tail -n +"$((seen + 1))" "$K" | head -n "$((_n - seen))" |
-		grep -E -A 25 "$REPORT" | head -n 60 | sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//')
+	if [ -n "$_bad" ]; then
+		# The reports by kind, then the first ones with their context.
+		_ctx="$(printf '%s\n' "$_bad" | sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//' |
+			sed -E 's/(\+0x[0-9a-f]+\/0x[0-9a-f]+|, CPU#[0-9]+:.*)//' | sort | uniq -c | sort -rn | head -n 8)
+$(tail -n +"$((seen + 1))" "$K" | head -n "$((_n - seen))" | grep -E -A 25 "$REPORT" | head -n 60 |
+			sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//')"
+	fi
 	seen=$_n
 	# A reader that died (its buffer overrun: EPIPE) would make this check pass blind.
 	kill -0 "$kmsg" 2>/dev/null || { _bad="the kernel log reader died"; _ctx="$_bad: $(cat "$W/kmsg.err")"; }

@@ -47,7 +47,9 @@ log_check() {
 	_bad=$(printf '%s\n' "$_new" | grep -E "$REPORT" | sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//')
 	_ctx=
 	if [ -n "$_bad" ]; then
-		_ctx="$(printf '%s\n' "$_bad" | wc -l) report lines; the first:
+		_ctx="$(printf '%s\n' "$_bad" | wc -l) report lines, by kind:
+$(printf '%s\n' "$_bad" | sed -E 's/(\+0x[0-9a-f]+\/0x[0-9a-f]+|, CPU#[0-9]+:.*| [0-9a-f]{8,}.*)//' | sort | uniq -c | sort -rn | head -n 8)
+the first:
 $(printf '%s\n' "$_new" | grep -E -A 14 "$REPORT" | head -n 16 | sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//')"
 	fi
 	kill -0 "$kmsg" 2>/dev/null || { _bad=dead; _ctx="the kernel log reader died: $(cat "$W/kmsg.err")"; }
