@@ -6,8 +6,9 @@
  *   persona_vfio_fuzz [-s SEED] [-t SECONDS] [-n CALLS] [-j] BDF...
  *
  * One thread per BDF (each bound to persona-vfio-pci), each with its own generator seeded from
- * SEED and its index, so one device's sequence is a function of the seed: `-s SEED BDF` with a
- * single device replays it exactly (several devices interleave by timing). The calls:
+ * SEED and its index, so one device's sequence is a function of the seed and of what the device
+ * answers: `-s SEED -n CALLS BDF` with a single device replays it (several devices interleave
+ * by timing; edu's factorial and DMA timing can still change an answer). The calls:
  *   - the config, BAR and descriptor regions through pread/pwrite at odd offsets and sizes,
  *     offsets past the end, unknown region indexes, mmap of every region;
  *   - VFIO_DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO with odd indexes and argsz;
@@ -21,7 +22,7 @@
  *   - VFIO_DEVICE_ATTACH/DETACH_IOMMUFD_PT with and without VFIO_DEVICE_ATTACH_PASID, random
  *     PASIDs and pt ids; VFIO_DEVICE_IOEVENTFD; GET_PCI_HOT_RESET_INFO;
  *   - resets: VFIO_DEVICE_RESET, VFIO_DEVICE_PCI_HOT_RESET, sysfs reset (each a slot or bus
- *     reset: at most one every RESET_GAP seconds per device);
+ *     reset: at most one every RESET_GAP calls per device);
  *   - persona selection through sysfs while open (EBUSY), and now and then closing the device,
  *     selecting a persona (valid, missing, malformed, then auto) and opening it again.
  * It stops after SECONDS (default 120) or CALLS calls, whichever comes first, and prints
@@ -61,8 +62,9 @@
 #define MAP_IOVA 0x100000ULL
 #define MAP_LEN (1 << 20)
 #define SCRATCH_LEN (2 << 20)
-#define RESET_GAP 1
-#define REOPEN_GAP 20
+/* Costly calls are spaced by call counts (not time, so a replay takes the same branches). */
+#define RESET_GAP 2000
+#define REOPEN_GAP 30000
 
 static atomic_long total_calls;
 static long max_calls = LONG_MAX;
@@ -123,7 +125,7 @@ struct fz {
 	size_t stream_len;
 	long calls, count[NKINDS], errs[NKINDS];
 	double spent[NKINDS];	/* seconds per kind, to keep the costly ones rare */
-	double last_reset, last_reopen;
+	long last_reset, last_reopen;
 	bool in_error;
 	/* watchdog */
 	_Atomic double busy_since;
@@ -372,8 +374,8 @@ static void op_mig_set(struct fz *f)
 	 * finding C3), and a flood of them would slow everything else down.
 	 */
 	if (f->in_error && !chance(f, 10)) {
-		if (now() - f->last_reset > RESET_GAP) {
-			f->last_reset = now();
+		if (f->calls - f->last_reset > RESET_GAP) {
+			f->last_reset = f->calls;
 			if (!CALL(f, ioctl(f->d.devfd, VFIO_DEVICE_RESET)))
 				f->in_error = false;
 		}
@@ -637,10 +639,12 @@ static void op_reset(struct fz *f)
 	uint32_t st = 99;
 	long r;
 
-	if (now() - f->last_reset < RESET_GAP)
+	unsigned int how = below(f, 3);
+
+	if (f->calls - f->last_reset < RESET_GAP)
 		return;
-	f->last_reset = now();
-	switch (below(f, 3)) {
+	f->last_reset = f->calls;
+	switch (how) {
 	case 0:
 		r = CALL(f, ioctl(f->d.devfd, VFIO_DEVICE_RESET));
 		break;
@@ -688,9 +692,9 @@ static int op_reopen(struct fz *f)
 	char path[PATH_MAX];
 	int err, i, n = below(f, 3);
 
-	if (now() - f->last_reopen < REOPEN_GAP)
+	if (f->calls - f->last_reopen < REOPEN_GAP)
 		return 0;
-	f->last_reopen = now();
+	f->last_reopen = f->calls;
 	close_dev(f);
 	snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/persona", f->bdf);
 	for (i = 0; i < n; i++)
@@ -894,7 +898,7 @@ static void *run(void *arg)
 		return NULL;
 	}
 	save_stream(f);
-	f->last_reset = f->last_reopen = now();
+	f->last_reset = f->last_reopen = 0;
 	while (!atomic_load(&stop_all) && atomic_load(&total_calls) < max_calls) {
 		if (!f->open && op_reopen(f))
 			break;

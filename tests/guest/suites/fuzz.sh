@@ -47,7 +47,9 @@ log_check() {
 	_bad=$(printf '%s\n' "$_new" | grep -E "$REPORT" | sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//')
 	_ctx=
 	if [ -n "$_bad" ]; then
-		_ctx="$(printf '%s\n' "$_bad" | wc -l) report lines; the first:
+		_ctx="$(printf '%s\n' "$_bad" | wc -l) report lines, by kind:
+$(printf '%s\n' "$_bad" | sed -E 's/(\+0x[0-9a-f]+\/0x[0-9a-f]+|, CPU#[0-9]+:.*| [0-9a-f]{8,}.*)//' | sort | uniq -c | sort -rn | head -n 8)
+the first:
 $(printf '%s\n' "$_new" | grep -E -A 14 "$REPORT" | head -n 16 | sed 's/^[0-9]*,[0-9]*,[0-9]*,[-a-z]*;//')"
 	fi
 	kill -0 "$kmsg" 2>/dev/null || { _bad=dead; _ctx="the kernel log reader died: $(cat "$W/kmsg.err")"; }
@@ -61,7 +63,7 @@ o=$(for b in $devs; do pvp-bind "$b" "$drv" || exit 1; done 2>&1)
 tap_ok $? "bind $(echo $devs) to $drv" "$o"
 log_check "before the fuzzer"
 
-# --- 1. Regressions: findings kept as replayable cases (SEED CALLS DEVICE-INDEX WHAT) ---
+# --- 1. Regressions: findings kept as replayable cases (SEED CALLS WHAT) ---
 # Each line: the seed and call count of a one-device run that reproduced a finding when it was
 # found, on the edu ($e0) unless said otherwise.
 while read -r seed calls what; do
@@ -71,6 +73,7 @@ while read -r seed calls what; do
 		"$(printf '%s\n' "$o" | grep -E 'INVARIANT|STUCK|seed|calls:' | head -n 8)"
 	log_check "regression (seed $seed): $what"
 done <<'EOF'
+2 3000 review C3 (found again by the fuzzer in its first run): a migration state request from ERROR WARNs in vfio_mig_get_next_state
 EOF
 
 # --- 2. The run ---
