@@ -41,7 +41,9 @@
 //! The device's `state` mutex is taken before a session's own mutex, never after: file
 //! operations take only the session's. The log lives under `state`; a report sets bits in the
 //! user's bitmap (pinning user pages, so taking `mmap_lock`) with `state` held, the order that
-//! user copies under `state` already set (`mmap` never takes `state`).
+//! user copies under `state` already set (`mmap` never takes `state`). The backend's device
+//! accesses take vfio-pci-core's `memory_lock` for write under `state`, one access at a time (the
+//! order config writes already set); reset paths hold `memory_lock` and only try `state`.
 //!
 //! A session's mutex is a leaf held for in-memory work only: never across a user copy (data fd
 //! `read()`/`write()` encode into or decode from a bounce buffer under it and copy with it
@@ -454,9 +456,9 @@ impl Migration {
         if !self.log.is_active() {
             return Err(log_errno(LogError::NotStarted));
         }
-        // A device that cannot be read (memory decoding off, D3hot) may still be writing RAM
-        // (bus mastering is separate): a logged DMA counts as running until a report reads the
-        // device idle, so its pages are reported again rather than forgotten.
+        // A device that cannot be read (D3hot) may still have a DMA landing: a logged DMA counts
+        // as running until a report reads the device idle, so its pages are reported again
+        // rather than forgotten.
         let busy = Edu::dma_busy(core).unwrap_or(true);
         self.log
             .read_and_clear(iova, len, busy, out)

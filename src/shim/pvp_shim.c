@@ -323,6 +323,16 @@ void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int
 	return vfio_pci_core_get_iomap(vdev, bar);
 }
 
+void pvp_shim_memory_write_lock(struct vfio_pci_core_device *vdev)
+{
+	down_write(&vdev->memory_lock);
+}
+
+void pvp_shim_memory_write_unlock(struct vfio_pci_core_device *vdev)
+{
+	up_write(&vdev->memory_lock);
+}
+
 int pvp_shim_pm_get(struct vfio_pci_core_device *vdev)
 {
 	return pm_runtime_resume_and_get(&vdev->pdev->dev);
