@@ -10,8 +10,11 @@
 KLOG_PATTERN='WARNING:|BUG:|kernel BUG|Oops|general protection fault|KASAN:|UBSAN:|CFI failure|possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage|lockdep is turned off|circular locking dependency|suspected memory leak'
 klog_reports() { grep -E "$KLOG_PATTERN"; }
 KLOG_KMEMLEAK=/sys/kernel/debug/kmemleak
+# kmemleak reports an object only once a scan finds it unreferenced, older than 5 s and unchanged
+# since the previous scan (the first scan of an object only records its checksum): two scans.
 klog_leak_scan() {
 	[ -w "$KLOG_KMEMLEAK" ] || return 0
+	echo scan >"$KLOG_KMEMLEAK" 2>/dev/null
 	echo scan >"$KLOG_KMEMLEAK" 2>/dev/null
 	grep -A 12 '^unreferenced object' "$KLOG_KMEMLEAK" 2>/dev/null
 }
