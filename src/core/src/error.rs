@@ -75,6 +75,12 @@ pub enum ParseReason {
     PasidContent,
     /// Bytes after the end of the encoded data.
     TrailingBytes,
+    /// A BAR table entry is malformed (size, kind, or a 64-bit BAR without its upper slot).
+    BadBar,
+    /// A BAR or ROM register is not emulated exactly as the BAR table says.
+    BarRegister,
+    /// A pinned or dynamic byte has value bits outside its pin mask.
+    PinValue,
 }
 
 /// A rejected persona blob: where and why.
@@ -95,7 +101,15 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "offset {:#x}: {:?}", self.offset, self.reason)
+        match self.reason {
+            ParseReason::UnsupportedFormat(v) => write!(
+                f,
+                "persona binary format version {v}; this code reads version {} only (re-derive \
+                 or recompile the persona)",
+                super::persona::format::FORMAT_VERSION
+            ),
+            r => write!(f, "offset {:#x}: {:?}", self.offset, r),
+        }
     }
 }
 
@@ -141,6 +155,8 @@ pub enum Error {
         /// Size of the access in bytes.
         size: u8,
     },
+    /// The device's BAR sizes are unknown (a raw config dump): a persona cannot be derived.
+    BarsUnknown,
 }
 
 impl fmt::Display for Error {
