@@ -163,6 +163,25 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Invalid(e) => write!(f, "invalid persona: {e}"),
+            Error::BadDumpSize => f.write_str("config space is neither 256 nor 4096 bytes"),
+            Error::BrokenChain(WalkError::Loop(o)) => {
+                write!(f, "capability chain loops at {o:#05x}")
+            }
+            Error::BrokenChain(WalkError::OutOfRange(o)) => {
+                write!(f, "capability chain points out of range at {o:#05x}")
+            }
+            Error::BrokenChain(WalkError::Misaligned(o)) => {
+                write!(f, "capability chain pointer {o:#05x} is not dword aligned")
+            }
+            Error::NoRoomForPasid => {
+                f.write_str("no free 8-byte gap for a PASID capability in extended space")
+            }
+            Error::BadPasidOffset(o) => write!(
+                f,
+                "PASID offset {o:#05x} is not free (inside another capability or misaligned)"
+            ),
+            Error::TooManyCaps => f.write_str("more than 48 capabilities"),
+            Error::BarsUnknown => f.write_str("the device's BAR sizes are unknown"),
             other => write!(f, "{other:?}"),
         }
     }

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use persona_core::overlay::OverlayMap;
 use persona_core::pci::{self, Space};
-use persona_core::persona::check::{check_with, CheckReason, IommuPasid};
+use persona_core::persona::check::{check_with, BarText, CheckReason, IommuPasid};
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
 use persona_core::persona::device::ROM_INDEX;
 use persona_core::persona::diff::{diff_with, ByteDiff, DiffReason};
 use persona_core::persona::format::MAGIC;
 use persona_core::persona::{
-    fields, BarInfo, BarKind, CapEntry, CapKind, DeviceView, IdField, PersonaModel, PersonaRef,
+    BarInfo, BarKind, CapEntry, CapKind, DeviceView, IdField, PersonaModel, PersonaRef,
 };
 use serde_json::{json, Value};
 
@@ -420,17 +420,9 @@ fn bar_json(b: &BarInfo) -> Value {
     json!({"kind": b.kind.name(), "size": b.size, "prefetchable": b.prefetch})
 }
 
-/// One-line description of a BAR: `mem64 prefetchable 16 KiB`.
+/// One-line description of a BAR: `mem64 prefetchable 0x4000 bytes`.
 pub fn bar_text(b: &BarInfo) -> String {
-    if matches!(b.kind, BarKind::Unused | BarKind::Upper) {
-        return b.kind.name().to_string();
-    }
-    format!(
-        "{}{} {:#x} bytes",
-        b.kind.name(),
-        if b.prefetch { " prefetchable" } else { "" },
-        b.size
-    )
+    BarText(*b).to_string()
 }
 
 /// JSON description of a persona (what `show --json` prints).
@@ -632,73 +624,9 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> Outcome {
     Ok(ok)
 }
 
-fn cap_label(space: Space, id: u16) -> String {
-    format!(
-        "{} {} capability {id:#x}",
-        space_name(space),
-        fields::cap_name(space, id)
-    )
-}
-
-/// One line for a check reason (the same words for `check DUMP` and `check --live`).
+/// One line for a check reason: the core's words, the same as the kernel log's.
 pub fn check_text(r: &CheckReason) -> String {
-    match r {
-        CheckReason::BadDump => "bad dump".into(),
-        CheckReason::ConfigSize { persona, device } => {
-            format!("persona presents {persona} bytes of config space, device has {device}")
-        }
-        CheckReason::BrokenChain { space, offset } => {
-            format!("{} capability chain of the device is broken at {offset:#05x}", space_name(*space))
-        }
-        CheckReason::BarsUnknown => {
-            "BAR sizes are unknown (a raw config dump): capture a device dump with `vfio-persona capture`".into()
-        }
-        CheckReason::Bar { index, persona, device } => {
-            let name = if usize::from(*index) == ROM_INDEX { "ROM".to_string() } else { format!("BAR {index}") };
-            format!("{name}: device has {}, persona presents {} (a device BAR must be of the same type and at least as large)", bar_text(device), bar_text(persona))
-        }
-        CheckReason::Pinned { offset, physical, register, cap, width, persona, device, mask } => {
-            let w = usize::from(*width) * 2;
-            let wherein = match cap {
-                Some((s, id)) => format!(" of the {}", cap_label(*s, *id)),
-                None => String::new(),
-            };
-            format!(
-                "{offset:#05x} {register}{wherein} (device offset {physical:#05x}): device {device:#0w$x}, persona {persona:#0w$x} (pinned bits {mask:#0w$x})",
-                w = w + 2
-            )
-        }
-        CheckReason::Emulated { offset, register, persona, device } => format!(
-            "{offset:#05x} {register}: the persona emulates {persona:#x} over the device's read-only {device:#x}, which only a lower MSI-X Table Size or Max Payload Size Supported may do"
-        ),
-        CheckReason::Unlisted { space, id, instance, physical } => format!(
-            "the device has the {} (instance {instance}) at {physical:#05x}, which the persona neither presents nor hides",
-            cap_label(*space, *id)
-        ),
-        CheckReason::PassOverHidden { offset, physical, space, id } => format!(
-            "passthrough byte {offset:#05x} lands on device offset {physical:#05x}, inside the {} the persona hides",
-            cap_label(*space, *id)
-        ),
-        CheckReason::CapMissing { offset, space, id, instance } => format!(
-            "{} instance {instance} (at {offset:#05x}) is not on the device",
-            cap_label(*space, *id)
-        ),
-        CheckReason::CapVersion { offset, persona, device } => {
-            format!("capability at {offset:#05x}: version {device} on the device, persona expects {persona}")
-        }
-        CheckReason::CapLength { offset, persona, device } => {
-            format!("capability at {offset:#05x}: {device:#x} bytes on the device, persona presents {persona:#x}")
-        }
-        CheckReason::CapNotExposed { offset, physical } => format!(
-            "capability at {offset:#05x} (device offset {physical:#05x}) has a length vfio-pci does not know"
-        ),
-        CheckReason::PasidUnsupported { offset } => format!("PASID at {offset:#05x}: the IOMMU has no PASID support"),
-        CheckReason::PasidTooWide { offset, persona, limit } => {
-            format!("PASID at {offset:#05x}: width {persona} exceeds {limit}")
-        }
-        CheckReason::PasidExec { offset } => format!("PASID at {offset:#05x}: exec not supported"),
-        CheckReason::PasidPriv { offset } => format!("PASID at {offset:#05x}: privileged mode not supported"),
-    }
+    r.to_string()
 }
 
 fn cmd_check(a: &CheckArgs) -> Outcome {

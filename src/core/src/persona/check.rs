@@ -25,10 +25,12 @@
 //!   knows;
 //! - PASID against the IOMMU and the device.
 
+use core::fmt;
+
 use super::super::list::FixedList;
 use super::super::overlay::CapCache;
 use super::super::pci::{self, CapWalker, Space};
-use super::device::{BarInfo, BarKind, DeviceView, NBARS};
+use super::device::{BarInfo, BarKind, DeviceView, NBARS, ROM_INDEX};
 use super::fields::{self, Field, FieldKind};
 use super::{CapEntry, CapKind, PersonaRef, Rule};
 
@@ -188,6 +190,188 @@ pub enum CheckReason {
         /// Offset where the walk stopped.
         offset: u16,
     },
+}
+
+fn space_name(s: Space) -> &'static str {
+    match s {
+        Space::Standard => "standard",
+        Space::Extended => "extended",
+    }
+}
+
+/// `standard MSI-X capability 0x11`.
+struct CapLabel(Space, u16);
+
+impl fmt::Display for CapLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} capability {:#x}",
+            space_name(self.0),
+            fields::cap_name(self.0, self.1),
+            self.1
+        )
+    }
+}
+
+/// `mem64 prefetchable 0x4000 bytes`, `unused`.
+pub struct BarText(pub BarInfo);
+
+impl fmt::Display for BarText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if matches!(b.kind, BarKind::Unused | BarKind::Upper) {
+            return f.write_str(b.kind.name());
+        }
+        write!(
+            f,
+            "{}{} {:#x} bytes",
+            b.kind.name(),
+            if b.prefetch { " prefetchable" } else { "" },
+            b.size
+        )
+    }
+}
+
+/// The words of a reason, the same in the kernel log and the tool.
+impl fmt::Display for CheckReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CheckReason::BadDump => f.write_str("bad dump"),
+            CheckReason::ConfigSize { persona, device } => write!(
+                f,
+                "persona presents {persona} bytes of config space, device has {device}"
+            ),
+            CheckReason::BrokenChain { space, offset } => write!(
+                f,
+                "{} capability chain of the device is broken at {offset:#05x}",
+                space_name(space)
+            ),
+            CheckReason::BarsUnknown => f.write_str(
+                "BAR sizes are unknown (a raw config dump): capture a device dump with \
+                 `vfio-persona capture`",
+            ),
+            CheckReason::Bar {
+                index,
+                persona,
+                device,
+            } => {
+                if usize::from(index) == ROM_INDEX {
+                    f.write_str("ROM")?;
+                } else {
+                    write!(f, "BAR {index}")?;
+                }
+                write!(
+                    f,
+                    ": device has {}, persona presents {} (a device BAR must be of the same type \
+                     and at least as large)",
+                    BarText(device),
+                    BarText(persona)
+                )
+            }
+            CheckReason::Pinned {
+                offset,
+                physical,
+                register,
+                cap,
+                width,
+                persona,
+                device,
+                mask,
+            } => {
+                let w = usize::from(width).saturating_mul(2).saturating_add(2);
+                write!(f, "{offset:#05x} {register}")?;
+                if let Some((s, id)) = cap {
+                    write!(f, " of the {}", CapLabel(s, id))?;
+                }
+                write!(
+                    f,
+                    " (device offset {physical:#05x}): device {device:#0w$x}, persona \
+                     {persona:#0w$x} (pinned bits {mask:#0w$x})"
+                )
+            }
+            CheckReason::Emulated {
+                offset,
+                register,
+                persona,
+                device,
+            } => write!(
+                f,
+                "{offset:#05x} {register}: the persona emulates {persona:#x} over the device's \
+                 read-only {device:#x}, which only a lower MSI-X Table Size or Max Payload Size \
+                 Supported may do"
+            ),
+            CheckReason::Unlisted {
+                space,
+                id,
+                instance,
+                physical,
+            } => write!(
+                f,
+                "the device has the {} (instance {instance}) at {physical:#05x}, which the \
+                 persona neither presents nor hides",
+                CapLabel(space, id)
+            ),
+            CheckReason::PassOverHidden {
+                offset,
+                physical,
+                space,
+                id,
+            } => write!(
+                f,
+                "passthrough byte {offset:#05x} lands on device offset {physical:#05x}, inside \
+                 the {} the persona hides",
+                CapLabel(space, id)
+            ),
+            CheckReason::CapMissing {
+                offset,
+                space,
+                id,
+                instance,
+            } => write!(
+                f,
+                "{} instance {instance} (at {offset:#05x}) is not on the device",
+                CapLabel(space, id)
+            ),
+            CheckReason::CapVersion {
+                offset,
+                persona,
+                device,
+            } => write!(
+                f,
+                "capability at {offset:#05x}: version {device} on the device, persona expects \
+                 {persona}"
+            ),
+            CheckReason::CapLength {
+                offset,
+                persona,
+                device,
+            } => write!(
+                f,
+                "capability at {offset:#05x}: {device:#x} bytes on the device, persona presents \
+                 {persona:#x}"
+            ),
+            CheckReason::CapNotExposed { offset, physical } => write!(
+                f,
+                "capability at {offset:#05x} (device offset {physical:#05x}) has a length \
+                 vfio-pci does not know"
+            ),
+            CheckReason::PasidUnsupported { offset } => {
+                write!(f, "PASID at {offset:#05x}: the IOMMU has no PASID support")
+            }
+            CheckReason::PasidTooWide {
+                offset,
+                persona,
+                limit,
+            } => write!(f, "PASID at {offset:#05x}: width {persona} exceeds {limit}"),
+            CheckReason::PasidExec { offset } => {
+                write!(f, "PASID at {offset:#05x}: exec not supported")
+            }
+            CheckReason::PasidPriv { offset } => {
+                write!(f, "PASID at {offset:#05x}: privileged mode not supported")
+            }
+        }
+    }
 }
 
 /// Up to 32 reasons from [`check`].
