@@ -17,11 +17,10 @@ use persona_core::overlay::{ConfigAccess, OverlayMap, OverlayState};
 use persona_core::pci::{self, CapWalker, Space};
 use persona_core::persona::check::{check_with, CheckReason, IommuPasid};
 use persona_core::persona::derive::{derive, place_pasid, DeriveOptions, PasidRequest};
+use persona_core::persona::device::BarKind;
 use persona_core::persona::fields;
 use persona_core::persona::format::{FORMAT_VERSION, MAX_BLOB};
-use persona_core::persona::{
-    BarInfo, BarKind, CapKind, DeviceView, PersonaModel, PersonaRef, Rule, NBARS,
-};
+use persona_core::persona::{BarInfo, CapKind, DeviceView, PersonaModel, PersonaRef, Rule, NBARS};
 use persona_support::*;
 use proptest::prelude::*;
 

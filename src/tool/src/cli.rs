@@ -12,11 +12,12 @@ use persona_core::overlay::OverlayMap;
 use persona_core::pci::{self, Space};
 use persona_core::persona::check::{check_with, BarText, CheckReason, IommuPasid};
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
+use persona_core::persona::device::BarKind;
 use persona_core::persona::device::ROM_INDEX;
 use persona_core::persona::diff::{diff_with, ByteDiff, DiffReason};
 use persona_core::persona::format::MAGIC;
 use persona_core::persona::{
-    BarInfo, BarKind, CapEntry, CapKind, DeviceView, IdField, PersonaModel, PersonaRef,
+    BarInfo, CapEntry, CapKind, DeviceView, IdField, PersonaModel, PersonaRef,
 };
 use serde_json::{json, Value};
 

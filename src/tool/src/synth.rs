@@ -5,8 +5,9 @@
 //! the committed dumps equal these functions; `PERSONA_REGEN=1 cargo test -p vfio-persona`
 //! rewrites them.
 
+use persona_core::persona::device::BarKind;
 use persona_core::persona::device::DUMP_HEADER;
-use persona_core::persona::{BarInfo, BarKind, DeviceView, NBARS};
+use persona_core::persona::{BarInfo, DeviceView, NBARS};
 
 fn put(d: &mut [u8], off: usize, v: &[u8]) {
     d[off..off + v.len()].copy_from_slice(v);

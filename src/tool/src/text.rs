@@ -15,10 +15,11 @@
 use std::fmt::Write as _;
 
 use persona_core::pci::{self, Space};
+use persona_core::persona::device::BarKind;
 use persona_core::persona::device::ROM_INDEX;
 use persona_core::persona::format::MAX_BLOB;
 use persona_core::persona::{
-    BarInfo, BarKind, CapEntry, CapKind, IdField, PersonaModel, PersonaRef, Rule, Version,
+    BarInfo, CapEntry, CapKind, IdField, PersonaModel, PersonaRef, Rule, Version,
 };
 
 /// The text format version this tool reads and writes (the `format` key). Version 1 had no

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use persona_core::persona::{BarInfo, BarKind, DeviceView, PersonaModel, PersonaRef, NBARS};
+use persona_core::persona::device::BarKind;
+use persona_core::persona::{BarInfo, DeviceView, PersonaModel, PersonaRef, NBARS};
 use vfio_persona::{cli, synth, text};
 
 fn dir() -> PathBuf {

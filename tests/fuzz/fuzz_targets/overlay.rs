@@ -10,7 +10,8 @@ use persona_core::overlay::{ConfigAccess, OverlayMap, OverlayState};
 use persona_core::persona::derive::{derive_blob, DeriveOptions, PasidRequest};
 use persona_core::persona::format::MAX_BLOB;
 use persona_core::persona::check::{check_with, IommuPasid};
-use persona_core::persona::{BarInfo, BarKind, DeviceView, PersonaModel, PersonaRef, Rule, NBARS};
+use persona_core::persona::device::BarKind;
+use persona_core::persona::{BarInfo, DeviceView, PersonaModel, PersonaRef, Rule, NBARS};
 
 struct Dev {
     mem: Vec<u8>,

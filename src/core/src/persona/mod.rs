@@ -60,7 +60,7 @@ pub mod fields;
 pub mod format;
 pub mod model;
 
-pub use device::{BarInfo, BarKind, DeviceView, NBARS};
+pub use device::{BarInfo, DeviceView, NBARS};
 pub use format::PersonaRef;
 pub use model::PersonaModel;
 

@@ -39,7 +39,8 @@ pub fn nvme_ext() -> Vec<u8> {
     d
 }
 
-use persona_core::persona::{BarInfo, BarKind, DeviceView, NBARS};
+use persona_core::persona::device::BarKind;
+use persona_core::persona::{BarInfo, DeviceView, NBARS};
 
 /// A memory BAR of `size` bytes.
 pub fn mem(kind: BarKind, size: u64) -> BarInfo {
