@@ -448,6 +448,49 @@ pub enum Op {
     },
     /// `VFIO_DEVICE_RESET`.
     Reset,
+    /// Print the size of region `region` (`VFIO_DEVICE_GET_REGION_INFO`).
+    Size {
+        /// Region index.
+        region: u32,
+    },
+    /// Read `size` bytes at `offset` of region `region` (a BAR).
+    RegionRead {
+        /// Region index.
+        region: u32,
+        /// Offset in the region.
+        offset: u64,
+        /// 1, 2, 4 or 8.
+        size: u8,
+    },
+    /// Write the low `size` bytes of `value` at `offset` of region `region`.
+    RegionWrite {
+        /// Region index.
+        region: u32,
+        /// Offset in the region.
+        offset: u64,
+        /// 1, 2, 4 or 8.
+        size: u8,
+        /// Value, little-endian.
+        value: u64,
+    },
+    /// Try to mmap `len` bytes at `offset` of region `region`.
+    Mmap {
+        /// Region index.
+        region: u32,
+        /// Offset in the region (page aligned).
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Try to register an ioeventfd of `size` bytes at `offset` of region `region`.
+    Ioeventfd {
+        /// Region index.
+        region: u32,
+        /// Offset in the region.
+        offset: u64,
+        /// 1, 2, 4 or 8.
+        size: u8,
+    },
     /// Run a shell command while the device is open.
     Shell(String),
 }
@@ -469,6 +512,9 @@ fn num(s: &str) -> Option<u32> {
 pub fn parse_op(s: &str) -> Result<Op, String> {
     if s == "reset" {
         return Ok(Op::Reset);
+    }
+    if let Some(op) = parse_region_op(s)? {
+        return Ok(op);
     }
     if let Some(c) = s.strip_prefix("sh:") {
         return Ok(Op::Shell(c.to_string()));
@@ -505,6 +551,54 @@ pub fn parse_op(s: &str) -> Result<Op, String> {
         }
         _ => Err(bad()),
     }
+}
+
+fn num64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Region steps: `size:R`, `br:R:OFF:SIZE`, `bw:R:OFF:SIZE:VALUE`, `mmap:R:OFF:LEN`,
+/// `ioeventfd:R:OFF:SIZE` (R a region index, 0..5 the BARs, 6 the ROM).
+fn parse_region_op(s: &str) -> Result<Option<Op>, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bad = || format!("{s:?}: expected size:R, br:R:OFF:SIZE, bw:R:OFF:SIZE:VALUE, mmap:R:OFF:LEN or ioeventfd:R:OFF:SIZE");
+    let region = |t: &str| num(t).ok_or_else(bad);
+    let size = |t: &str| {
+        num(t)
+            .filter(|z| matches!(z, 1 | 2 | 4 | 8))
+            .and_then(|z| u8::try_from(z).ok())
+            .ok_or_else(bad)
+    };
+    let n64 = |t: &str| num64(t).ok_or_else(bad);
+    Ok(Some(match parts.as_slice() {
+        ["size", r] => Op::Size { region: region(r)? },
+        ["br", r, o, z] => Op::RegionRead {
+            region: region(r)?,
+            offset: n64(o)?,
+            size: size(z)?,
+        },
+        ["bw", r, o, z, v] => Op::RegionWrite {
+            region: region(r)?,
+            offset: n64(o)?,
+            size: size(z)?,
+            value: n64(v)?,
+        },
+        ["mmap", r, o, l] => Op::Mmap {
+            region: region(r)?,
+            offset: n64(o)?,
+            len: n64(l)?,
+        },
+        ["ioeventfd", r, o, z] => Op::Ioeventfd {
+            region: region(r)?,
+            offset: n64(o)?,
+            size: size(z)?,
+        },
+        [k, ..] if matches!(*k, "size" | "br" | "bw" | "mmap" | "ioeventfd") => return Err(bad()),
+        _ => return Ok(None),
+    }))
 }
 
 /// A hexdump: `OFF: 16 bytes` per line.

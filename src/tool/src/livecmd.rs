@@ -372,6 +372,91 @@ pub fn access(bdf: &str, steps: &[String]) -> Outcome {
                     }
                 }
             }
+            Op::Size { region } => match d.region(*region) {
+                Ok(r) => out(&format!("size {region} {:#x}\n", r.size)),
+                Err(e) => {
+                    out(&format!("size {region} error: {e}\n"));
+                    ok = false;
+                }
+            },
+            Op::RegionRead {
+                region,
+                offset,
+                size,
+            } => {
+                let r = d.region(*region)?;
+                match d.read(&r, *offset, usize::from(*size)) {
+                    Ok(b) if b.len() == usize::from(*size) => {
+                        let mut v = [0u8; 8];
+                        v[..b.len()].copy_from_slice(&b);
+                        out(&format!(
+                            "br {region} {offset:#x} {size} {:#x}\n",
+                            u64::from_le_bytes(v)
+                        ));
+                    }
+                    Ok(b) => {
+                        out(&format!(
+                            "br {region} {offset:#x} {size} short read ({} bytes)\n",
+                            b.len()
+                        ));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        out(&format!("br {region} {offset:#x} {size} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::RegionWrite {
+                region,
+                offset,
+                size,
+                value,
+            } => {
+                let r = d.region(*region)?;
+                let b = value.to_le_bytes();
+                match d.write(&r, *offset, &b[..usize::from(*size)]) {
+                    Ok(n) if n == usize::from(*size) => {
+                        out(&format!("bw {region} {offset:#x} {size} {value:#x}\n"))
+                    }
+                    Ok(n) => {
+                        out(&format!(
+                            "bw {region} {offset:#x} {size} short write ({n} bytes)\n"
+                        ));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        out(&format!("bw {region} {offset:#x} {size} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::Mmap {
+                region,
+                offset,
+                len,
+            } => {
+                let r = d.region(*region)?;
+                let len_us = usize::try_from(*len).map_err(|_| "mmap length".to_string())?;
+                match d.try_mmap(&r, *offset, len_us) {
+                    Ok(()) => out(&format!("mmap {region} {offset:#x} {len:#x} ok\n")),
+                    Err(e) => {
+                        out(&format!("mmap {region} {offset:#x} {len:#x} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::Ioeventfd {
+                region,
+                offset,
+                size,
+            } => match d.try_ioeventfd(*region, *offset, u32::from(*size)) {
+                Ok(()) => out(&format!("ioeventfd {region} {offset:#x} {size} ok\n")),
+                Err(e) => {
+                    out(&format!("ioeventfd {region} {offset:#x} {size} error: {e}\n"));
+                    ok = false;
+                }
+            },
             Op::Reset => match d.reset() {
                 Ok(()) => out("reset\n"),
                 Err(e) => {

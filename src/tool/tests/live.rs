@@ -318,6 +318,43 @@ fn access_steps() {
         }
     );
     assert_eq!(live::parse_op("reset").unwrap(), Op::Reset);
+    assert_eq!(live::parse_op("size:2").unwrap(), Op::Size { region: 2 });
+    assert_eq!(
+        live::parse_op("br:2:0x1000000:4").unwrap(),
+        Op::RegionRead {
+            region: 2,
+            offset: 0x100_0000,
+            size: 4
+        }
+    );
+    assert_eq!(
+        live::parse_op("bw:0:8:8:0x1122").unwrap(),
+        Op::RegionWrite {
+            region: 0,
+            offset: 8,
+            size: 8,
+            value: 0x1122
+        }
+    );
+    assert_eq!(
+        live::parse_op("mmap:2:0:0x1000").unwrap(),
+        Op::Mmap {
+            region: 2,
+            offset: 0,
+            len: 0x1000
+        }
+    );
+    assert_eq!(
+        live::parse_op("ioeventfd:0:4:4").unwrap(),
+        Op::Ioeventfd {
+            region: 0,
+            offset: 4,
+            size: 4
+        }
+    );
+    for bad in ["br:2:0:3", "bw:2:0:4", "mmap:x:0:1", "size"] {
+        assert!(live::parse_op(bad).is_err(), "{bad}");
+    }
     assert_eq!(
         live::parse_op("sh:cat a:b").unwrap(),
         Op::Shell("cat a:b".into())
