@@ -564,7 +564,9 @@ fn num64(s: &str) -> Option<u64> {
 /// `ioeventfd:R:OFF:SIZE` (R a region index, 0..5 the BARs, 6 the ROM).
 fn parse_region_op(s: &str) -> Result<Option<Op>, String> {
     let parts: Vec<&str> = s.split(':').collect();
-    let bad = || format!("{s:?}: expected size:R, br:R:OFF:SIZE, bw:R:OFF:SIZE:VALUE, mmap:R:OFF:LEN or ioeventfd:R:OFF:SIZE");
+    let bad = || {
+        format!("{s:?}: expected size:R, br:R:OFF:SIZE, bw:R:OFF:SIZE:VALUE, mmap:R:OFF:LEN or ioeventfd:R:OFF:SIZE")
+    };
     let region = |t: &str| num(t).ok_or_else(bad);
     let size = |t: &str| {
         num(t)

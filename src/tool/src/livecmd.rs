@@ -453,7 +453,9 @@ pub fn access(bdf: &str, steps: &[String]) -> Outcome {
             } => match d.try_ioeventfd(*region, *offset, u32::from(*size)) {
                 Ok(()) => out(&format!("ioeventfd {region} {offset:#x} {size} ok\n")),
                 Err(e) => {
-                    out(&format!("ioeventfd {region} {offset:#x} {size} error: {e}\n"));
+                    out(&format!(
+                        "ioeventfd {region} {offset:#x} {size} error: {e}\n"
+                    ));
                     ok = false;
                 }
             },
