@@ -85,6 +85,10 @@ int pvp_shim_pm_get(struct vfio_pci_core_device *vdev);
 void pvp_shim_pm_put(struct vfio_pci_core_device *vdev);
 u64 pvp_shim_bar_len(struct vfio_pci_core_device *vdev, unsigned int bar);
 u64 pvp_shim_vma_region_index(struct vm_area_struct *vma);
+/* Offset inside its region and length of a mapping being set up. */
+void pvp_shim_vma_range(struct vm_area_struct *vma, u64 *offset, u64 *len);
+/* pci_resource_len() and pci_resource_flags() of resource @i (0..5 BARs, 6 the ROM). */
+void pvp_shim_resource(struct pci_dev *pdev, int i, u64 *len, u64 *flags);
 
 /* --- Provided by Rust (src/driver/vfio/ops.rs) --- */
 

@@ -69,8 +69,12 @@ fn overlay_error(e: OverlayError<Error>) -> Error {
 
 /// A read (`write` false) or write of the config region.
 fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result<usize> {
-    let mut guard = dev.data().lock_state();
+    let mut guard = dev.data().lock_state(dev.core());
     let state = &mut *guard;
+    if state.stale {
+        // The device no longer matches the persona (after a reset): nothing until close.
+        return Err(EIO);
+    }
     let Some(active) = &state.persona else {
         drop(guard);
         return if write {

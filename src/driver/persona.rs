@@ -9,7 +9,7 @@ use crate::persona_core::{
         check::{check_with, IommuPasid},
         derive::{derive_blob, DeriveOptions, PasidRequest},
         model::PersonaModel,
-        CapEntry, Ids, PersonaRef, Version, MAX_NAME, SPACE,
+        BarInfo, CapEntry, DeviceView, Ids, PersonaRef, Version, MAX_NAME, NBARS, SPACE,
     },
 };
 use crate::vfio::{CoreDevice, Firmware, PasidStatus};
@@ -25,6 +25,8 @@ pub(crate) const DESC_HEADER: usize = 48;
 const MAX_BLOB: usize = 16 * 1024;
 /// Largest name@major.minor a user can write.
 const MAX_SELECTOR: usize = MAX_NAME + 16;
+/// Most reasons written to the kernel log for one refusal (the first differing fields).
+const MAX_LOGGED: usize = 4;
 
 /// A validated persona and the overlay built from it for this device.
 pub(crate) struct Active {
@@ -35,49 +37,75 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    /// Validates `blob` against the device (`dump`, `pasid`) and builds its overlay.
+    /// Validates `blob` against the device (`view`, `pasid`) and builds its overlay.
     ///
     /// # Errors
     ///
-    /// `EINVAL` with a one-line reason in the kernel log when the blob is malformed or the
-    /// device cannot present it; `ENOMEM`.
+    /// `EINVAL` with the reasons in words in the kernel log (the first fields that differ:
+    /// offset, register, device and persona values) when the blob is malformed or the device
+    /// cannot present it; `ENOMEM`.
     pub(crate) fn new(
         dev: &device::Device,
         blob: KVVec<u8>,
-        dump: &[u8],
+        view: &DeviceView<'_>,
         pasid: PasidStatus,
     ) -> Result<Self> {
         let p = PersonaRef::parse(&blob).map_err(|e| {
-            dev_err!(dev, "persona rejected: malformed blob: {:?}\n", e);
+            dev_err!(
+                dev,
+                "persona refused: malformed blob: {}\n",
+                format_args!("{e}")
+            );
             EINVAL
         })?;
-        let iommu = iommu_pasid(pasid);
-        let mut first = None;
-        let mut n = 0usize;
-        let ok = check_with(&p, dump, &iommu, &mut |r| {
-            n = n.saturating_add(1);
-            first.get_or_insert(r);
-        });
-        if !ok {
-            if let Some(r) = first {
-                dev_err!(
-                    dev,
-                    "persona {}@{}.{} rejected for this device: {:?} ({} reason(s))\n",
-                    p.name(),
-                    p.version().major,
-                    p.version().minor,
-                    r,
-                    n
-                );
-            }
+        if !check_logged(dev, &p, view, pasid, "refused for this device") {
             return Err(EINVAL);
         }
         let mut map = KBox::init(pin_init::init_zeroed::<OverlayMap>(), GFP_KERNEL)?;
-        map.build(&p, dump).map_err(|e| {
-            dev_err!(dev, "persona rejected: {:?}\n", e);
+        map.build(&p, view.config).map_err(|e| {
+            dev_err!(
+                dev,
+                "persona refused: its overlay does not build: {}\n",
+                format_args!("{e}")
+            );
             EINVAL
         })?;
         Ok(Active { blob, map })
+    }
+
+    /// Checks the persona again against the device as it is now (`view`: at open, after a
+    /// reset) and rebuilds the overlay for it.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` with the reasons in words in the kernel log when the device no longer matches.
+    pub(crate) fn recheck(
+        &mut self,
+        dev: &device::Device,
+        view: &DeviceView<'_>,
+        pasid: PasidStatus,
+        when: &str,
+    ) -> Result {
+        let p = PersonaRef::parse(&self.blob).map_err(|_| EINVAL)?;
+        if !check_logged(dev, &p, view, pasid, when) {
+            return Err(EIO);
+        }
+        self.map.build(&p, view.config).map_err(|e| {
+            dev_err!(
+                dev,
+                "persona overlay does not build {}: {}\n",
+                when,
+                format_args!("{e}")
+            );
+            EIO
+        })
+    }
+
+    /// Size each BAR (0..5) and the ROM is presented at.
+    pub(crate) fn bar_sizes(&self) -> [u64; NBARS] {
+        self.persona()
+            .map(|p| p.bars().map(|b| b.size))
+            .unwrap_or([0; NBARS])
     }
 
     /// The parsed persona (the blob was validated when this value was made).
@@ -117,6 +145,50 @@ impl Active {
     }
 }
 
+/// Runs the core's check, logging up to [`MAX_LOGGED`] reasons in words; true when it passes.
+fn check_logged(
+    dev: &device::Device,
+    p: &PersonaRef<'_>,
+    view: &DeviceView<'_>,
+    pasid: PasidStatus,
+    when: &str,
+) -> bool {
+    let iommu = iommu_pasid(pasid);
+    let mut n = 0usize;
+    let v = p.version();
+    let ok = check_with(p, view, &iommu, &mut |r| {
+        n = n.saturating_add(1);
+        if n <= MAX_LOGGED {
+            dev_err!(
+                dev,
+                "persona {}@{}.{} {}: {}\n",
+                p.name(),
+                v.major,
+                v.minor,
+                when,
+                format_args!("{r}")
+            );
+        }
+    });
+    if n > MAX_LOGGED {
+        dev_err!(
+            dev,
+            "persona {}@{}.{} {}: {} more reason(s)\n",
+            p.name(),
+            v.major,
+            v.minor,
+            when,
+            n - MAX_LOGGED
+        );
+    }
+    ok
+}
+
+/// The device as the check sees it: its physical config and its BAR/ROM resources.
+pub(crate) fn bar_table(res: &[(u64, u64); NBARS]) -> [BarInfo; NBARS] {
+    BarInfo::table_from_resources(res)
+}
+
 /// What `IOMMU_GET_HW_INFO` would report for the function.
 fn iommu_pasid(s: PasidStatus) -> IommuPasid {
     IommuPasid {
@@ -138,6 +210,7 @@ fn new_model() -> Result<KBox<PersonaModel>> {
             config_size: 0,
             caps <- pin_init::init_array_from_fn(|_| CapEntry::default()),
             n_caps: 0,
+            bars: [BarInfo::default(); NBARS],
             rule <- pin_init::init_zeroed(),
             value <- pin_init::init_zeroed(),
             mask <- pin_init::init_zeroed(),
@@ -146,10 +219,19 @@ fn new_model() -> Result<KBox<PersonaModel>> {
     )
 }
 
-/// The auto persona: the device's identity layout, plus a synthesized PASID capability when the
-/// device has extended config space and the IOMMU gives it PASIDs.
-pub(crate) fn auto_blob(dump: &[u8], pasid: PasidStatus) -> Result<KVVec<u8>> {
+/// The auto persona: the pinned persona of the device, plus a synthesized PASID capability when
+/// the device has extended config space and the IOMMU gives it PASIDs.
+///
+/// # Errors
+///
+/// `EINVAL` with the reason in words in the kernel log when no persona can be derived.
+pub(crate) fn auto_blob(
+    dev: &device::Device,
+    view: &DeviceView<'_>,
+    pasid: PasidStatus,
+) -> Result<KVVec<u8>> {
     let iommu = iommu_pasid(pasid);
+    let dump = view.config;
     let pasid = (dump.len() == SPACE && iommu.max_pasid_log2 > 0).then_some(PasidRequest {
         width: iommu.max_pasid_log2.min(20),
         exec: iommu.exec,
@@ -160,10 +242,18 @@ pub(crate) fn auto_blob(dump: &[u8], pasid: PasidStatus) -> Result<KVVec<u8>> {
         name: None,
         version: Version { major: 1, minor: 0 },
         pasid,
+        parity: false,
     };
     let mut model = new_model()?;
     let mut out = KVVec::from_elem(0u8, MAX_BLOB, GFP_KERNEL)?;
-    let n = derive_blob(dump, &opts, &mut model, &mut out).map_err(|_| EINVAL)?;
+    let n = derive_blob(view, &opts, &mut model, &mut out).map_err(|e| {
+        dev_err!(
+            dev,
+            "auto persona: cannot derive one from this device: {}\n",
+            format_args!("{e}")
+        );
+        EINVAL
+    })?;
     out.truncate(n);
     Ok(out)
 }

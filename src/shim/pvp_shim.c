@@ -353,3 +353,17 @@ u64 pvp_shim_vma_region_index(struct vm_area_struct *vma)
 {
 	return vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
 }
+
+void pvp_shim_vma_range(struct vm_area_struct *vma, u64 *offset, u64 *len)
+{
+	u64 pgoff = vma->vm_pgoff & ((1ULL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+
+	*offset = pgoff << PAGE_SHIFT;
+	*len = vma->vm_end - vma->vm_start;
+}
+
+void pvp_shim_resource(struct pci_dev *pdev, int i, u64 *len, u64 *flags)
+{
+	*len = pci_resource_len(pdev, i);
+	*flags = pci_resource_flags(pdev, i);
+}

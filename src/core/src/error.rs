@@ -75,6 +75,12 @@ pub enum ParseReason {
     PasidContent,
     /// Bytes after the end of the encoded data.
     TrailingBytes,
+    /// A BAR table entry is malformed (size, kind, or a 64-bit BAR without its upper slot).
+    BadBar,
+    /// A BAR or ROM register is not emulated exactly as the BAR table says.
+    BarRegister,
+    /// A pinned or dynamic byte has value bits outside its pin mask.
+    PinValue,
 }
 
 /// A rejected persona blob: where and why.
@@ -95,7 +101,15 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "offset {:#x}: {:?}", self.offset, self.reason)
+        match self.reason {
+            ParseReason::UnsupportedFormat(v) => write!(
+                f,
+                "persona binary format version {v}; this code reads version {} only (re-derive \
+                 or recompile the persona)",
+                super::persona::format::FORMAT_VERSION
+            ),
+            r => write!(f, "offset {:#x}: {:?}", self.offset, r),
+        }
     }
 }
 
@@ -141,12 +155,33 @@ pub enum Error {
         /// Size of the access in bytes.
         size: u8,
     },
+    /// The device's BAR sizes are unknown (a raw config dump): a persona cannot be derived.
+    BarsUnknown,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Invalid(e) => write!(f, "invalid persona: {e}"),
+            Error::BadDumpSize => f.write_str("config space is neither 256 nor 4096 bytes"),
+            Error::BrokenChain(WalkError::Loop(o)) => {
+                write!(f, "capability chain loops at {o:#05x}")
+            }
+            Error::BrokenChain(WalkError::OutOfRange(o)) => {
+                write!(f, "capability chain points out of range at {o:#05x}")
+            }
+            Error::BrokenChain(WalkError::Misaligned(o)) => {
+                write!(f, "capability chain pointer {o:#05x} is not dword aligned")
+            }
+            Error::NoRoomForPasid => {
+                f.write_str("no free 8-byte gap for a PASID capability in extended space")
+            }
+            Error::BadPasidOffset(o) => write!(
+                f,
+                "PASID offset {o:#05x} is not free (inside another capability or misaligned)"
+            ),
+            Error::TooManyCaps => f.write_str("more than 48 capabilities"),
+            Error::BarsUnknown => f.write_str("the device's BAR sizes are unknown"),
             other => write!(f, "{other:?}"),
         }
     }

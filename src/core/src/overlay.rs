@@ -191,7 +191,7 @@ impl OverlayMap {
                 let off = usize::from(r.start).saturating_add(k);
                 let payload = match r.rule {
                     Rule::Hidden => 0,
-                    Rule::PassRo | Rule::PassRw => cache.physical_of(p, dump, off)?,
+                    Rule::Pinned | Rule::Dynamic => cache.physical_of(p, dump, off)?,
                     Rule::Emulated => {
                         if let (Some(m), Some(v)) =
                             (self.wmask.get_mut(slot), self.reset.get_mut(slot))
@@ -255,7 +255,7 @@ impl OverlayMap {
                     }
                     i = i.saturating_add(1);
                 }
-                Rule::PassRo | Rule::PassRw => {
+                Rule::Pinned | Rule::Dynamic => {
                     let c = chunk(idx, run);
                     let v = acc
                         .read(
@@ -300,7 +300,7 @@ impl OverlayMap {
         while i < n {
             let (rule, idx) = self.at(off.saturating_add(i));
             match rule {
-                Rule::Hidden | Rule::PassRo => i = i.saturating_add(1),
+                Rule::Hidden | Rule::Pinned => i = i.saturating_add(1),
                 Rule::Emulated => {
                     let m = self.wmask.get(idx).copied().unwrap_or(0);
                     let b = bytes.get(i).copied().unwrap_or(0);
@@ -309,7 +309,7 @@ impl OverlayMap {
                     }
                     i = i.saturating_add(1);
                 }
-                Rule::PassRw => {
+                Rule::Dynamic => {
                     let c = chunk(idx, self.pass_run(off, i, n));
                     let mut v = 0u32;
                     for k in (0..c).rev() {
@@ -350,7 +350,7 @@ impl OverlayMap {
     fn contiguous_pass(&self, off: usize, n: usize, write: bool) -> Option<u16> {
         let (rule, phys) = self.at(off);
         let ok = if write {
-            rule == Rule::PassRw
+            rule == Rule::Dynamic
         } else {
             rule.is_pass()
         };
@@ -359,7 +359,7 @@ impl OverlayMap {
         }
         let same = (1..n).all(|k| {
             let (r, p) = self.at(off.saturating_add(k));
-            r.is_pass() && (!write || r == Rule::PassRw) && p == phys.saturating_add(k)
+            r.is_pass() && (!write || r == Rule::Dynamic) && p == phys.saturating_add(k)
         });
         if same {
             u16::try_from(phys).ok()
@@ -372,7 +372,7 @@ impl OverlayMap {
 /// The last physical capability resolved while building, so that each capability's chain walk
 /// happens once per run of bytes rather than once per byte.
 #[derive(Default)]
-struct CapCache {
+pub(crate) struct CapCache {
     /// Virtual range and physical base of the cached capability.
     hit: Option<(usize, usize, usize)>,
     /// Virtual range known to hold no physical capability (identity mapping).
@@ -381,7 +381,12 @@ struct CapCache {
 
 impl CapCache {
     /// Physical offset a passthrough byte at virtual `off` maps to.
-    fn physical_of(&mut self, p: &PersonaRef<'_>, dump: &[u8], off: usize) -> Result<usize, Error> {
+    pub(crate) fn physical_of(
+        &mut self,
+        p: &PersonaRef<'_>,
+        dump: &[u8],
+        off: usize,
+    ) -> Result<usize, Error> {
         if let Some((vs, ve, pb)) = self.hit {
             if off >= vs && off < ve {
                 return Ok(pb.saturating_add(off.saturating_sub(vs)));

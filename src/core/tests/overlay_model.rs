@@ -71,9 +71,10 @@ fn persona() -> (Vec<u8>, Box<PersonaModel>) {
             privileged: false,
             offset: None,
         }),
+        parity: true,
         ..Default::default()
     };
-    derive(&dump, &opts, &mut m).unwrap();
+    derive(&view(&dump), &opts, &mut m).unwrap();
     // Relocate PCIe (0x80, 0x34 bytes) to 0xc0.
     let i = m
         .caps()
@@ -81,12 +82,12 @@ fn persona() -> (Vec<u8>, Box<PersonaModel>) {
         .position(|e| e.id == u16::from(pci::CAP_ID_EXP))
         .unwrap();
     m.caps[i].offset = 0xc0;
-    m.set_rule(0x80, 0xc0, Rule::PassRw);
-    m.set_rule(0xc0, 0xf4, Rule::PassRw);
+    m.set_rule(0x80, 0xc0, Rule::Dynamic);
+    m.set_rule(0xc0, 0xf4, Rule::Dynamic);
     m.emulated_ids |= persona_core::persona::IdField::Device.bit();
     m.ids.device = 0x5845;
     m.set_rule(0x200, 0x210, Rule::Hidden);
-    m.set_rule(0x210, 0x220, Rule::PassRo);
+    m.set_rule(0x210, 0x220, Rule::Pinned);
     for k in 0..8 {
         m.set_emulated(0x300 + k, 0xa0 + k as u8, [0xff, 0x0f, 0, 0xf0][k % 4]);
     }
@@ -132,7 +133,7 @@ impl<'a> Reference<'a> {
         }
         match self.m.rule[off] {
             Rule::Hidden => 0,
-            Rule::PassRo | Rule::PassRw => self.dev[self.phys[off]],
+            Rule::Pinned | Rule::Dynamic => self.dev[self.phys[off]],
             Rule::Emulated => self.state[off],
         }
     }
@@ -142,8 +143,8 @@ impl<'a> Reference<'a> {
             return;
         }
         match self.m.rule[off] {
-            Rule::Hidden | Rule::PassRo => {}
-            Rule::PassRw => self.dev[self.phys[off]] = b,
+            Rule::Hidden | Rule::Pinned => {}
+            Rule::Dynamic => self.dev[self.phys[off]] = b,
             Rule::Emulated => {
                 let mask = self.m.mask[off];
                 self.state[off] = (self.state[off] & !mask) | (b & mask);

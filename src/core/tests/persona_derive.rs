@@ -15,13 +15,13 @@ use persona_core::persona::check::{check, CheckReason, CheckReport, IommuPasid};
 use persona_core::persona::derive::{derive_blob, place_pasid, DeriveOptions, PasidRequest};
 use persona_core::persona::diff::{diff, DiffReason, DiffReport};
 use persona_core::persona::format::MAX_BLOB;
-use persona_core::persona::{CapKind, PersonaModel, PersonaRef, Rule};
+use persona_core::persona::{CapKind, DeviceView, PersonaModel, PersonaRef, Rule};
 use persona_support::*;
 
 fn derive(dump: &[u8], opts: &DeriveOptions<'_>) -> Vec<u8> {
     let mut m = Box::<PersonaModel>::default();
     let mut out = vec![0u8; MAX_BLOB];
-    let n = derive_blob(dump, opts, &mut m, &mut out).expect("derive");
+    let n = derive_blob(&view(dump), opts, &mut m, &mut out).expect("derive");
     out.truncate(n);
     out
 }
@@ -51,8 +51,8 @@ fn edu_identity() {
     );
     assert_eq!(p.byte_rule(0x34).unwrap().rule, Rule::Emulated);
     assert_eq!(p.byte_rule(0x34).unwrap().value, 0x40);
-    assert_eq!(p.byte_rule(0x00).unwrap().rule, Rule::PassRo);
-    assert_eq!(p.byte_rule(0x04).unwrap().rule, Rule::PassRw);
+    assert_eq!(p.byte_rule(0x00).unwrap().rule, Rule::Pinned);
+    assert_eq!(p.byte_rule(0x04).unwrap().rule, Rule::Dynamic);
     assert!(p.pasid().is_none());
     assert!(blob.len() < 512, "blob is {} bytes", blob.len());
 }
@@ -136,7 +136,7 @@ fn physical_pasid_is_hidden_and_synthesized_one_is_placed() {
         .map(|e| e.id)
         .collect();
     assert_eq!(hidden, vec![0x1b, 0x7f]);
-    // AER at 0x100 links to DSN at 0x150, DSN to the PASID at 0xff8.
+    // AER at 0x100 links to DSN at 0x150, DSN to LTR at 0x180, LTR to the PASID at 0xff8.
     let next = |off: usize| {
         let b: Vec<u8> = (0..4)
             .map(|k| p.byte_rule(off + k).unwrap().value)
@@ -144,7 +144,8 @@ fn physical_pasid_is_hidden_and_synthesized_one_is_placed() {
         u32::from_le_bytes(b.try_into().unwrap()) >> 20
     };
     assert_eq!(next(0x100), 0x150);
-    assert_eq!(next(0x150), 0xff8);
+    assert_eq!(next(0x150), 0x180);
+    assert_eq!(next(0x180), 0xff8);
     assert_eq!(next(0xff8), 0);
 }
 
@@ -165,7 +166,7 @@ fn check_reports() {
     };
     let mut r = CheckReport::new();
     assert!(
-        check(&p, &nvme_ext(), &good, &mut r),
+        check(&p, &view(&nvme_ext()), &good, &mut r),
         "{:?}",
         r.iter().collect::<Vec<_>>()
     );
@@ -173,7 +174,7 @@ fn check_reports() {
     let mut r = CheckReport::new();
     assert!(!check(
         &p,
-        &nvme_ext(),
+        &view(&nvme_ext()),
         &IommuPasid {
             max_pasid_log2: 10,
             ..good
@@ -192,12 +193,17 @@ fn check_reports() {
     let mut other = nvme();
     other[2] = 0x11;
     let mut r = CheckReport::new();
-    assert!(!check(&p, &other, &good, &mut r));
+    assert!(!check(&p, &view(&other), &good, &mut r));
     let reasons: Vec<_> = r.iter().collect();
     assert!(
-        reasons
-            .iter()
-            .any(|x| matches!(x, CheckReason::IdMismatch { .. })),
+        reasons.iter().any(|x| matches!(
+            x,
+            CheckReason::Pinned {
+                register: "device ID",
+                offset: 2,
+                ..
+            }
+        )),
         "{reasons:?}"
     );
     assert!(
@@ -213,7 +219,7 @@ fn check_reports() {
     );
     // A 4 KiB persona on a 256-byte device.
     let mut r = CheckReport::new();
-    assert!(!check(&p, &edu(), &good, &mut r));
+    assert!(!check(&p, &view(&edu()), &good, &mut r));
     assert!(r.iter().any(|x| matches!(
         x,
         CheckReason::ConfigSize {
@@ -341,19 +347,29 @@ fn bad_dumps() {
     let mut m = Box::<PersonaModel>::default();
     let mut out = vec![0u8; MAX_BLOB];
     assert_eq!(
-        derive_blob(&[0u8; 100], &DeriveOptions::default(), &mut m, &mut out),
+        derive_blob(
+            &DeviceView::config_only(&[0u8; 100]),
+            &DeriveOptions::default(),
+            &mut m,
+            &mut out
+        ),
         Err(Error::BadDumpSize)
     );
     // A standard chain that loops.
     let mut d = edu();
     d[0x41] = 0x40;
     assert!(matches!(
-        derive_blob(&d, &DeriveOptions::default(), &mut m, &mut out),
+        derive_blob(&view(&d), &DeriveOptions::default(), &mut m, &mut out),
         Err(Error::BrokenChain(_))
     ));
     // Output buffer too small.
     assert_eq!(
-        derive_blob(&edu(), &DeriveOptions::default(), &mut m, &mut out[..100]),
+        derive_blob(
+            &view(&edu()),
+            &DeriveOptions::default(),
+            &mut m,
+            &mut out[..100]
+        ),
         Err(Error::BufferTooSmall)
     );
 }

@@ -58,6 +58,11 @@ impl RegionIo {
         self.count
     }
 
+    /// Asks for at most `n` bytes (a BAR presented smaller than the device's).
+    pub(crate) fn limit(&mut self, n: usize) {
+        self.count = self.count.min(n);
+    }
+
     /// The user buffer's address.
     pub(crate) fn user(&self) -> UserPtr {
         UserPtr::from_ptr(self.buf.cast())
@@ -137,6 +142,27 @@ impl CoreDevice {
             chunk.copy_from_slice(&v.to_le_bytes());
         }
         Ok(size)
+    }
+
+    /// Length and flags (`pci_resource_len`, `pci_resource_flags`) of BAR 0..5 and the ROM.
+    pub(crate) fn resources(&self) -> [(u64, u64); 7] {
+        let mut out = [(0u64, 0u64); 7];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let (mut len, mut flags) = (0u64, 0u64);
+            let i = c_int::try_from(i).unwrap_or(0);
+            // SAFETY: By the type invariants `pdev` is the bound function; `i` is a standard
+            // resource index (0..=PCI_ROM_RESOURCE) and the shim only reads its resource.
+            unsafe {
+                bindings::pvp_shim_resource(
+                    bindings::pvp_shim_pdev(self.as_raw()),
+                    i,
+                    &mut len,
+                    &mut flags,
+                )
+            };
+            *slot = (len, flags);
+        }
+        out
     }
 
     /// PASID as the IOMMU gives it to this function.

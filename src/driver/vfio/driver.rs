@@ -136,14 +136,16 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
         Err(EINVAL)
     }
 
-    /// Whether region `index` may be mapped with `mmap()` (trapped regions may not).
-    fn mmap_allowed(_dev: &Device<Self>, _index: u64) -> bool {
-        true
+    /// Whether `len` bytes at `offset` of region `index` may be mapped with `mmap()` (trapped
+    /// regions may not, nor bytes past a BAR presented smaller); the error is returned to the
+    /// user. Called under `mmap_lock`.
+    fn mmap_allowed(_dev: &Device<Self>, _index: u64, _offset: u64, _len: u64) -> Result {
+        Ok(())
     }
 
-    /// Adjusts the flags `VFIO_DEVICE_GET_REGION_INFO` reports for region `index`, after the
-    /// core filled them in.
-    fn region_info_flags(_dev: &Device<Self>, _index: u32, _flags: &mut u32) {}
+    /// Adjusts the flags and size `VFIO_DEVICE_GET_REGION_INFO` reports for region `index`,
+    /// after the core filled them in.
+    fn region_info(_dev: &Device<Self>, _index: u32, _flags: &mut u32, _size: &mut u64) {}
 
     /// The PCI core is about to reset the function (`pci_error_handlers.reset_prepare`). The
     /// default does nothing: the driver's work is in [`Driver::reset_done`]. Having the callback

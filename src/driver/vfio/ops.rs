@@ -383,7 +383,7 @@ pub(crate) unsafe fn get_region_info_caps<T: Driver>(
         unsafe { dev.core().region_info(info, caps) }?;
         // SAFETY: VFIO passes a valid `info` for the duration of the call, filled in by now.
         let info = unsafe { &mut *info };
-        T::region_info_flags(dev, info.index, &mut info.flags);
+        T::region_info(dev, info.index, &mut info.flags, &mut info.size);
         Ok(0)
     })
 }
@@ -399,9 +399,12 @@ pub(crate) unsafe fn mmap<T: Driver>(
 ) -> c_int {
     // SAFETY: `vma` is the mapping being set up; the shim reads its page offset.
     let index = unsafe { bindings::pvp_shim_vma_region_index(vma) };
+    let (mut offset, mut len) = (0u64, 0u64);
+    // SAFETY: As above; the shim reads the mapping's offset and size.
+    unsafe { bindings::pvp_shim_vma_range(vma, &mut offset, &mut len) };
     // SAFETY: `v` is a registered device of this driver.
-    if !T::mmap_allowed(unsafe { dev::<T>(v) }, index) {
-        return EINVAL.to_errno();
+    if let Err(e) = T::mmap_allowed(unsafe { dev::<T>(v) }, index, offset, len) {
+        return e.to_errno();
     }
     // SAFETY: Forwarded as VFIO gave them; the core validates the mapping.
     unsafe { bindings::vfio_pci_core_mmap(v, vma) }

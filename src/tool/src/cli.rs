@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use persona_core::overlay::OverlayMap;
 use persona_core::pci::{self, Space};
-use persona_core::persona::check::{check_with, CheckReason, IommuPasid};
+use persona_core::persona::check::{check_with, BarText, CheckReason, IommuPasid};
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
+use persona_core::persona::device::BarKind;
+use persona_core::persona::device::ROM_INDEX;
 use persona_core::persona::diff::{diff_with, ByteDiff, DiffReason};
 use persona_core::persona::format::MAGIC;
-use persona_core::persona::{CapEntry, CapKind, IdField, PersonaModel, PersonaRef};
+use persona_core::persona::{
+    BarInfo, CapEntry, CapKind, DeviceView, IdField, PersonaModel, PersonaRef,
+};
 use serde_json::{json, Value};
 
 use super::{livecmd, stream, text};
@@ -34,8 +38,17 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Derive the identity persona of a config dump (TOML by default, a blob with --binary).
+    /// Derive the pinned persona of a device dump (TOML by default, a blob with --binary).
     Derive(DeriveArgs),
+    /// Capture a device dump (config space and BAR/ROM sizes) from sysfs; run as root to read
+    /// all 4096 bytes of config space.
+    Capture {
+        /// PCI address (DDDD:BB:SS.F or BB:SS.F).
+        bdf: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Compile a TOML persona into the binary blob the kernel loads.
     Compile {
         /// TOML persona.
@@ -105,8 +118,11 @@ pub enum Cmd {
 /// `derive` arguments.
 #[derive(Debug, Args)]
 pub struct DeriveArgs {
-    /// Physical config dump (256 or 4096 bytes, e.g. sysfs `config` read as root).
+    /// Device dump (`vfio-persona capture`); a raw config dump has no BAR sizes and is refused.
     pub dump: PathBuf,
+    /// Write the vfio-pci-parity form (nothing pinned but the IDs; for development).
+    #[arg(long)]
+    pub parity: bool,
     /// Add a synthesized PASID capability; WIDTH defaults to the device's PASID width, else 20.
     #[arg(long, value_name = "WIDTH", num_args = 0..=1, default_missing_value = "0")]
     pub pasid: Option<u8>,
@@ -156,7 +172,8 @@ pub struct CheckArgs {
     /// Persona (blob or TOML).
     #[arg(required_unless_present = "live", conflicts_with = "live")]
     pub persona: Option<PathBuf>,
-    /// Physical config dump of the device.
+    /// Device dump (`vfio-persona capture`), or a raw config dump (then BAR sizes are unknown,
+    /// which is a reason).
     #[arg(required_unless_present = "live", conflicts_with = "live")]
     pub dump: Option<PathBuf>,
     /// Compare the config space a VFIO user sees on this device with the persona.
@@ -229,6 +246,7 @@ pub fn main() -> i32 {
 pub fn run(cmd: &Cmd) -> Outcome {
     match cmd {
         Cmd::Derive(a) => cmd_derive(a),
+        Cmd::Capture { bdf, output } => livecmd::capture(bdf, output),
         Cmd::Compile { input, output } => {
             let blob = load_blob(input)?;
             write_out(Some(output), &blob)?;
@@ -292,20 +310,35 @@ pub fn blob_from_bytes(data: &[u8]) -> Result<Vec<u8>, String> {
     text::encode(&m)
 }
 
-fn load_dump(path: &Path) -> Result<Vec<u8>, String> {
+/// Reads a dump file: a device dump container or a raw config dump.
+///
+/// # Errors
+///
+/// A message naming the file when it is neither.
+pub fn load_dump(path: &Path) -> Result<Vec<u8>, String> {
     let d = read(path)?;
-    if d.len() != pci::CFG_SIZE && d.len() != pci::CFG_SIZE_EXT {
-        return Err(format!(
-            "{}: a config dump is 256 or 4096 bytes, not {}",
+    DeviceView::parse_dump(&d).map_err(|_| {
+        format!(
+            "{}: neither a device dump (vfio-persona capture) nor a raw config dump of 256 or \
+             4096 bytes ({} bytes)",
             path.display(),
             d.len()
-        ));
-    }
+        )
+    })?;
     Ok(d)
 }
 
 fn cmd_derive(a: &DeriveArgs) -> Outcome {
-    let dump = load_dump(&a.dump)?;
+    let file = load_dump(&a.dump)?;
+    let dev = DeviceView::parse_dump(&file).map_err(|e| e.to_string())?;
+    if dev.bars.is_none() {
+        return Err(format!(
+            "{}: a raw config dump has no BAR sizes, which a persona records; capture a device \
+             dump with `vfio-persona capture BDF -o FILE`",
+            a.dump.display()
+        ));
+    }
+    let dump = dev.config;
     let version = match &a.version {
         Some(v) => text::parse_version(v)?,
         None => persona_core::persona::Version { major: 1, minor: 0 },
@@ -313,7 +346,7 @@ fn cmd_derive(a: &DeriveArgs) -> Outcome {
     let pasid = if a.pasid.is_some() || a.pasid_offset.is_some() {
         let width = match a.pasid {
             Some(w) if w != 0 => w,
-            _ => device_pasid_width(&dump).unwrap_or(pci::PASID_MAX_WIDTH),
+            _ => device_pasid_width(dump).unwrap_or(pci::PASID_MAX_WIDTH),
         };
         Some(PasidRequest {
             width,
@@ -328,9 +361,10 @@ fn cmd_derive(a: &DeriveArgs) -> Outcome {
         name: a.name.as_deref(),
         version,
         pasid,
+        parity: a.parity,
     };
     let mut m = Box::<PersonaModel>::default();
-    derive(&dump, &opts, &mut m).map_err(|e| format!("{}: {e}", a.dump.display()))?;
+    derive(&dev, &opts, &mut m).map_err(|e| format!("{}: {e}", a.dump.display()))?;
     let blob = text::encode(&m)?;
     if a.binary {
         write_out(a.output.as_ref(), &blob)?;
@@ -383,6 +417,15 @@ fn cap_json(e: &CapEntry) -> Value {
     v
 }
 
+fn bar_json(b: &BarInfo) -> Value {
+    json!({"kind": b.kind.name(), "size": b.size, "prefetchable": b.prefetch})
+}
+
+/// One-line description of a BAR: `mem64 prefetchable 0x4000 bytes`.
+pub fn bar_text(b: &BarInfo) -> String {
+    BarText(*b).to_string()
+}
+
 /// JSON description of a persona (what `show --json` prints).
 pub fn persona_json(p: &PersonaRef<'_>) -> Value {
     let ids = p.ids();
@@ -418,6 +461,8 @@ pub fn persona_json(p: &PersonaRef<'_>) -> Value {
             "subsystem_device": ids.subsystem_device,
             "emulated": emulated,
         },
+        "bars": p.bars().iter().take(ROM_INDEX).map(bar_json).collect::<Vec<_>>(),
+        "rom_size": p.rom_size(),
         "capabilities": p.caps().map(|e| cap_json(&e)).collect::<Vec<_>>(),
         "pasid": p.pasid().map(|x| json!({
             "offset": x.offset,
@@ -468,6 +513,17 @@ fn cmd_show(input: &Path, json: bool, as_text: bool) -> Outcome {
     );
     for f in IdField::ALL.into_iter().filter(|f| p.id_emulated(*f)) {
         outln!("  emulated id {}", f.name());
+    }
+    for (i, b) in p.bars().iter().enumerate() {
+        if matches!(b.kind, BarKind::Unused | BarKind::Upper) {
+            continue;
+        }
+        let name = if i == ROM_INDEX {
+            "rom".to_string()
+        } else {
+            format!("bar {i}")
+        };
+        outln!("  {:<11} {}", name, bar_text(b));
     }
     for e in p.caps() {
         if e.kind.is_presented() {
@@ -569,42 +625,9 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> Outcome {
     Ok(ok)
 }
 
-fn check_text(r: &CheckReason) -> String {
-    match r {
-        CheckReason::BadDump => "bad dump".into(),
-        CheckReason::ConfigSize { persona, device } => {
-            format!("persona presents {persona} bytes of config space, device has {device}")
-        }
-        CheckReason::IdMismatch { field, persona, device } => {
-            format!("passthrough {} is {device:#x} on the device, persona expects {persona:#x}", field.name())
-        }
-        CheckReason::CapMissing { offset, space, id, instance } => format!(
-            "{} capability {id:#x} instance {instance} (at {offset:#05x}) is not on the device",
-            space_name(*space)
-        ),
-        CheckReason::CapVersion { offset, persona, device } => {
-            format!("capability at {offset:#05x}: version {device} on the device, persona expects {persona}")
-        }
-        CheckReason::CapLength { offset, persona, device } => {
-            format!("capability at {offset:#05x}: {device:#x} bytes on the device, persona presents {persona:#x}")
-        }
-        CheckReason::CapNotExposed { offset, physical } => format!(
-            "capability at {offset:#05x} (device offset {physical:#05x}) has a length vfio-pci does not know"
-        ),
-        CheckReason::PasidUnsupported { offset } => format!("PASID at {offset:#05x}: the IOMMU has no PASID support"),
-        CheckReason::PasidTooWide { offset, persona, limit } => {
-            format!("PASID at {offset:#05x}: width {persona} exceeds {limit}")
-        }
-        CheckReason::PasidExec { offset } => format!("PASID at {offset:#05x}: exec not supported"),
-        CheckReason::PasidPriv { offset } => format!("PASID at {offset:#05x}: privileged mode not supported"),
-        CheckReason::Shadowed { offset, physical, space, id } => format!(
-            "synthesized capability at {offset:#05x} covers {} capability {id:#x} at {physical:#05x}, which the persona neither presents nor hides",
-            space_name(*space)
-        ),
-        CheckReason::BrokenChain { space, offset } => {
-            format!("{} capability chain of the dump is broken at {offset:#05x}", space_name(*space))
-        }
-    }
+/// One line for a check reason: the core's words, the same as the kernel log's.
+pub fn check_text(r: &CheckReason) -> String {
+    r.to_string()
 }
 
 fn cmd_check(a: &CheckArgs) -> Outcome {
@@ -613,18 +636,20 @@ fn cmd_check(a: &CheckArgs) -> Outcome {
     };
     let blob = load_blob(persona)?;
     let p = PersonaRef::parse(&blob).map_err(|e| e.to_string())?;
-    let dump = load_dump(dump)?;
+    let file = load_dump(dump)?;
+    let dev = DeviceView::parse_dump(&file).map_err(|e| e.to_string())?;
+    let dump = dev.config;
     let iommu = IommuPasid {
         max_pasid_log2: a.iommu_pasid_bits,
         exec: a.iommu_pasid_exec,
         privileged: a.iommu_pasid_priv,
     };
     let mut reasons = Vec::new();
-    let ok = check_with(&p, &dump, &iommu, &mut |r| reasons.push(r));
+    let ok = check_with(&p, &dev, &iommu, &mut |r| reasons.push(r));
     // The overlay must also build (it locates every physical capability on the device).
     let mut map = Box::<OverlayMap>::default();
     if ok {
-        if let Err(e) = map.build(&p, &dump) {
+        if let Err(e) = map.build(&p, dump) {
             return Err(format!(
                 "persona passes the check but its overlay does not build: {e}"
             ));

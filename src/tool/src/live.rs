@@ -156,40 +156,72 @@ fn chain_text(c: &[ChainCap]) -> String {
         .join(" -> ")
 }
 
-/// What the persona says a VFIO user reads at `off` right after reset, when the persona fixes
-/// it: emulated bytes (IDs, capability headers and contents, registers), hidden bytes (0),
-/// bytes past the presented config size (0), and passthrough ID bytes (the persona requires
-/// the device to have its IDs). `None` for other passthrough bytes.
-pub fn expected_byte(p: &PersonaRef<'_>, off: usize) -> Option<u8> {
+/// What the persona says a VFIO user reads at `off` right after reset, as a value and the
+/// mask of the bits it fixes: emulated bytes (IDs, BAR registers, capability headers and
+/// contents, registers), hidden bytes (0) and bytes past the presented config size (0) are
+/// fixed whole; pinned and dynamic bytes in their pin mask (for a pinned persona, every
+/// read-only bit). Mask 0: nothing fixed (device state).
+pub fn expected_byte(p: &PersonaRef<'_>, off: usize) -> (u8, u8) {
     match p.byte_rule(off) {
-        None => Some(0),
+        None => (0, 0xff),
         Some(b) => match b.rule {
-            Rule::Hidden => Some(0),
-            Rule::Emulated => Some(b.value),
-            Rule::PassRo | Rule::PassRw => p.ids().byte_at(off),
+            Rule::Hidden => (0, 0xff),
+            Rule::Emulated => (b.value, 0xff),
+            Rule::Pinned | Rule::Dynamic => (b.value, b.mask),
         },
     }
 }
 
 /// [`expected_byte`] for offsets `0..len`, walking the persona's runs once.
-pub fn expected_image(p: &PersonaRef<'_>, len: usize) -> Vec<Option<u8>> {
+pub fn expected_image(p: &PersonaRef<'_>, len: usize) -> Vec<(u8, u8)> {
     // Past the persona's runs (its config size): 0.
-    let mut img = vec![Some(0u8); len];
-    let ids = p.ids();
+    let mut img = vec![(0u8, 0xffu8); len];
     for r in p.runs() {
         for k in 0..usize::from(r.len) {
             let off = usize::from(r.start).saturating_add(k);
             let Some(slot) = img.get_mut(off) else {
                 break;
             };
+            let v = r.value.get(k).copied().unwrap_or(0);
+            let m = r.mask.get(k).copied().unwrap_or(0);
             *slot = match r.rule {
-                Rule::Hidden => Some(0),
-                Rule::Emulated => Some(r.value.get(k).copied().unwrap_or(0)),
-                Rule::PassRo | Rule::PassRw => ids.byte_at(off),
+                Rule::Hidden => (0, 0xff),
+                Rule::Emulated => (v, 0xff),
+                Rule::Pinned | Rule::Dynamic => (v, m),
             };
         }
     }
     img
+}
+
+/// Parses sysfs `resource`: the first seven lines (BAR 0..5, ROM) as (length, flags).
+///
+/// # Errors
+///
+/// A message for a line that is not three hex numbers.
+pub fn parse_resource(text: &str) -> Result<[(u64, u64); 7], String> {
+    let mut out = [(0u64, 0u64); 7];
+    let mut lines = text.lines();
+    for (i, slot) in out.iter_mut().enumerate() {
+        let line = lines
+            .next()
+            .ok_or_else(|| format!("resource: {i} lines, expected at least 7"))?;
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .map(|t| u64::from_str_radix(t.trim_start_matches("0x"), 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("resource line {i}: {line:?}"))?;
+        let [start, end, flags] = n[..] else {
+            return Err(format!("resource line {i}: {line:?}"));
+        };
+        let len = if end == 0 && start == 0 {
+            0
+        } else {
+            end.wrapping_sub(start).wrapping_add(1)
+        };
+        *slot = (len, flags);
+    }
+    Ok(out)
 }
 
 /// One difference between the config space read through VFIO and the persona.
@@ -202,7 +234,7 @@ pub enum Mismatch {
         /// Persona config size.
         persona: usize,
     },
-    /// A byte the persona fixes reads differently.
+    /// A byte the persona fixes reads differently (in the bits of `mask`).
     Byte {
         /// Config offset.
         offset: usize,
@@ -210,8 +242,19 @@ pub enum Mismatch {
         read: u8,
         /// What the persona says.
         expected: u8,
+        /// The bits the persona fixes.
+        mask: u8,
         /// The persona's rule for the byte ("beyond" past its config size).
         rule: &'static str,
+    },
+    /// A BAR or ROM region's size is not the persona's.
+    Region {
+        /// VFIO region index (6: ROM).
+        index: usize,
+        /// Size from `VFIO_DEVICE_GET_REGION_INFO`.
+        size: u64,
+        /// The persona's size.
+        persona: u64,
     },
     /// A capability chain differs from the persona's.
     Chain {
@@ -235,9 +278,18 @@ impl Mismatch {
                 offset,
                 read,
                 expected,
+                mask,
                 rule,
             } => format!(
-                "byte {offset:#05x}: reads {read:#04x} through VFIO, the persona ({rule}) says {expected:#04x}"
+                "byte {offset:#05x}: reads {read:#04x} through VFIO, the persona ({rule}) says {expected:#04x} in bits {mask:#04x}"
+            ),
+            Mismatch::Region {
+                index,
+                size,
+                persona,
+            } => format!(
+                "region {index} ({}) is {size:#x} bytes through VFIO, the persona presents {persona:#x}",
+                if *index == 6 { "ROM".to_string() } else { format!("BAR {index}") }
             ),
             Mismatch::Chain {
                 space,
@@ -262,7 +314,7 @@ fn persona_chain(p: &PersonaRef<'_>, cfg: &[u8], space: Space) -> Result<Vec<Cha
     let mut img: Vec<u8> = expected_image(p, len)
         .into_iter()
         .enumerate()
-        .map(|(off, e)| e.unwrap_or_else(|| cfg.get(off).copied().unwrap_or(0)))
+        .map(|(off, (v, m))| (v & m) | (cfg.get(off).copied().unwrap_or(0) & !m))
         .collect();
     if p.caps()
         .any(|e| e.kind.is_presented() && e.space == Space::Standard)
@@ -286,12 +338,29 @@ fn persona_chain(p: &PersonaRef<'_>, cfg: &[u8], space: Space) -> Result<Vec<Cha
     Ok(chain)
 }
 
+/// Compares the region sizes a VFIO user sees (`sizes`: BAR 0..5 and ROM) with persona `p`:
+/// each is the persona's BAR size (a larger device BAR is clamped; an unused one is 0).
+pub fn compare_regions(p: &PersonaRef<'_>, sizes: &[u64]) -> Vec<Mismatch> {
+    let bars = p.bars();
+    sizes
+        .iter()
+        .zip(bars.iter())
+        .enumerate()
+        .filter(|(_, (&size, b))| size != b.size)
+        .map(|(index, (&size, b))| Mismatch::Region {
+            index,
+            size,
+            persona: b.size,
+        })
+        .collect()
+}
+
 /// Compares the config space a VFIO user read (`cfg`, the whole config region, right after
 /// open or reset) with persona `p`.
 ///
-/// Every byte the persona does not pass through must equal its value (see
-/// [`expected_byte`]), and both capability chains (IDs, offsets, versions, next pointers)
-/// must be the persona's. Returns the differences; empty means identical.
+/// Every bit the persona fixes must equal its value (see [`expected_byte`]): every byte but
+/// the unpinned bits of dynamic registers. Both capability chains (IDs, offsets, versions,
+/// next pointers) must be the persona's. Returns the differences; empty means identical.
 pub fn compare(p: &PersonaRef<'_>, cfg: &[u8]) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let expected = expected_image(p, cfg.len());
@@ -301,11 +370,8 @@ pub fn compare(p: &PersonaRef<'_>, cfg: &[u8]) -> Vec<Mismatch> {
             persona: p.config_size(),
         });
     }
-    for (off, (&read, &expected)) in cfg.iter().zip(expected.iter()).enumerate() {
-        let Some(expected) = expected else {
-            continue;
-        };
-        if read != expected {
+    for (off, (&read, &(expected, mask))) in cfg.iter().zip(expected.iter()).enumerate() {
+        if (read ^ expected) & mask != 0 {
             let rule = p
                 .byte_rule(off)
                 .map_or("beyond its config size", |b| b.rule.name());
@@ -313,6 +379,7 @@ pub fn compare(p: &PersonaRef<'_>, cfg: &[u8]) -> Vec<Mismatch> {
                 offset: off,
                 read,
                 expected,
+                mask,
                 rule,
             });
         }
@@ -381,6 +448,49 @@ pub enum Op {
     },
     /// `VFIO_DEVICE_RESET`.
     Reset,
+    /// Print the size of region `region` (`VFIO_DEVICE_GET_REGION_INFO`).
+    Size {
+        /// Region index.
+        region: u32,
+    },
+    /// Read `size` bytes at `offset` of region `region` (a BAR).
+    RegionRead {
+        /// Region index.
+        region: u32,
+        /// Offset in the region.
+        offset: u64,
+        /// 1, 2, 4 or 8.
+        size: u8,
+    },
+    /// Write the low `size` bytes of `value` at `offset` of region `region`.
+    RegionWrite {
+        /// Region index.
+        region: u32,
+        /// Offset in the region.
+        offset: u64,
+        /// 1, 2, 4 or 8.
+        size: u8,
+        /// Value, little-endian.
+        value: u64,
+    },
+    /// Try to mmap `len` bytes at `offset` of region `region`.
+    Mmap {
+        /// Region index.
+        region: u32,
+        /// Offset in the region (page aligned).
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Try to register an ioeventfd of `size` bytes at `offset` of region `region`.
+    Ioeventfd {
+        /// Region index.
+        region: u32,
+        /// Offset in the region.
+        offset: u64,
+        /// 1, 2, 4 or 8.
+        size: u8,
+    },
     /// Run a shell command while the device is open.
     Shell(String),
 }
@@ -402,6 +512,9 @@ fn num(s: &str) -> Option<u32> {
 pub fn parse_op(s: &str) -> Result<Op, String> {
     if s == "reset" {
         return Ok(Op::Reset);
+    }
+    if let Some(op) = parse_region_op(s)? {
+        return Ok(op);
     }
     if let Some(c) = s.strip_prefix("sh:") {
         return Ok(Op::Shell(c.to_string()));
@@ -438,6 +551,56 @@ pub fn parse_op(s: &str) -> Result<Op, String> {
         }
         _ => Err(bad()),
     }
+}
+
+fn num64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Region steps: `size:R`, `br:R:OFF:SIZE`, `bw:R:OFF:SIZE:VALUE`, `mmap:R:OFF:LEN`,
+/// `ioeventfd:R:OFF:SIZE` (R a region index, 0..5 the BARs, 6 the ROM).
+fn parse_region_op(s: &str) -> Result<Option<Op>, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bad = || {
+        format!("{s:?}: expected size:R, br:R:OFF:SIZE, bw:R:OFF:SIZE:VALUE, mmap:R:OFF:LEN or ioeventfd:R:OFF:SIZE")
+    };
+    let region = |t: &str| num(t).ok_or_else(bad);
+    let size = |t: &str| {
+        num(t)
+            .filter(|z| matches!(z, 1 | 2 | 4 | 8))
+            .and_then(|z| u8::try_from(z).ok())
+            .ok_or_else(bad)
+    };
+    let n64 = |t: &str| num64(t).ok_or_else(bad);
+    Ok(Some(match parts.as_slice() {
+        ["size", r] => Op::Size { region: region(r)? },
+        ["br", r, o, z] => Op::RegionRead {
+            region: region(r)?,
+            offset: n64(o)?,
+            size: size(z)?,
+        },
+        ["bw", r, o, z, v] => Op::RegionWrite {
+            region: region(r)?,
+            offset: n64(o)?,
+            size: size(z)?,
+            value: n64(v)?,
+        },
+        ["mmap", r, o, l] => Op::Mmap {
+            region: region(r)?,
+            offset: n64(o)?,
+            len: n64(l)?,
+        },
+        ["ioeventfd", r, o, z] => Op::Ioeventfd {
+            region: region(r)?,
+            offset: n64(o)?,
+            size: size(z)?,
+        },
+        [k, ..] if matches!(*k, "size" | "br" | "bw" | "mmap" | "ioeventfd") => return Err(bad()),
+        _ => return Ok(None),
+    }))
 }
 
 /// A hexdump: `OFF: 16 bytes` per line.

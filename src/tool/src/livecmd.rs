@@ -4,7 +4,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use persona_core::persona::PersonaRef;
+use persona_core::persona::check::{check_with, IommuPasid};
+use persona_core::persona::{BarInfo, DeviceView, PersonaRef};
 use persona_core::sha256::Sha256;
 use serde_json::{json, Value};
 
@@ -28,6 +29,45 @@ pub struct LiveView {
     pub config: Vec<u8>,
     /// The descriptor region: `None` when the device has none, else its parse result.
     pub descriptor: Option<Result<Descriptor, String>>,
+    /// Sizes of the BAR 0..5 and ROM regions (`VFIO_DEVICE_GET_REGION_INFO`).
+    pub regions: Vec<u64>,
+}
+
+/// Reads the physical device from sysfs: `config` (all of it only as root) and `resource`, as
+/// a device dump container.
+///
+/// # Errors
+///
+/// A message when the files cannot be read or config space is incomplete (not root).
+pub fn capture_bytes(bdf: &str) -> Result<Vec<u8>, String> {
+    let dir = vfio::sysfs_dev(bdf);
+    let config = std::fs::read(dir.join("config"))
+        .map_err(|e| format!("{bdf}: reading sysfs config: {e}"))?;
+    if config.len() != 256 && config.len() != 4096 {
+        return Err(format!(
+            "{bdf}: sysfs config gave {} bytes; read it as root to get all of config space",
+            config.len()
+        ));
+    }
+    let res = std::fs::read_to_string(dir.join("resource"))
+        .map_err(|e| format!("{bdf}: reading sysfs resource: {e}"))?;
+    let bars = BarInfo::table_from_resources(&live::parse_resource(&res)?);
+    let mut out = vec![0u8; 0x80 + config.len()];
+    let n = DeviceView::encode_dump(&config, &bars, &mut out).map_err(|e| e.to_string())?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// `capture BDF -o FILE`.
+///
+/// # Errors
+///
+/// Exit-2 messages.
+pub fn capture(bdf: &str, output: &Path) -> Outcome {
+    let bdf = live::normalize_bdf(bdf)?;
+    let dump = capture_bytes(&bdf)?;
+    std::fs::write(output, &dump).map_err(|e| format!("{}: {e}", output.display()))?;
+    Ok(true)
 }
 
 /// Reads the descriptor region of an open device, if it has one.
@@ -58,11 +98,15 @@ pub fn read_live(bdf: &str) -> Result<LiveView, String> {
     let cfg = d.region(vfio::CONFIG_REGION_INDEX)?;
     let config = d.read_all(&cfg)?;
     let descriptor = read_descriptor(&d, &bdf)?;
+    let regions = (0..7)
+        .map(|i| d.region(i).map(|r| r.size).unwrap_or(0))
+        .collect();
     Ok(LiveView {
         bdf,
         cdev: d.cdev.clone(),
         config,
         descriptor,
+        regions,
     })
 }
 
@@ -145,8 +189,10 @@ pub struct LiveCheck {
     pub digest: [u8; 32],
     /// Problems with the descriptor region (missing, invalid, another persona).
     pub descriptor: Vec<String>,
-    /// Differences in config space.
+    /// Differences in config space and region sizes.
     pub mismatches: Vec<Mismatch>,
+    /// The core check of the persona against the physical device (the kernel's verdict).
+    pub physical: Vec<String>,
 }
 
 /// Compares a live view with `blob` (or, without one, with the published persona).
@@ -154,7 +200,11 @@ pub struct LiveCheck {
 /// # Errors
 ///
 /// When there is nothing to compare with, or the blob is invalid.
-pub fn check_view(v: &LiveView, blob: Option<&[u8]>) -> Result<LiveCheck, String> {
+pub fn check_view(
+    v: &LiveView,
+    blob: Option<&[u8]>,
+    physical: Option<&DeviceView<'_>>,
+) -> Result<LiveCheck, String> {
     let mut descriptor = Vec::new();
     let blob = match (blob, &v.descriptor) {
         (Some(b), _) => b,
@@ -190,11 +240,26 @@ pub fn check_view(v: &LiveView, blob: Option<&[u8]>) -> Result<LiveCheck, String
         }
         Some(Ok(_)) => {}
     }
+    let mut mismatches = live::compare(&p, &v.config);
+    mismatches.extend(live::compare_regions(&p, &v.regions));
+    let mut phys = Vec::new();
+    if let Some(dev) = physical {
+        // PASID is the IOMMU's to allow; the kernel checked it at selection.
+        let iommu = IommuPasid {
+            max_pasid_log2: 20,
+            exec: true,
+            privileged: true,
+        };
+        check_with(&p, dev, &iommu, &mut |r| {
+            phys.push(format!("device: {}", super::cli::check_text(&r)));
+        });
+    }
     Ok(LiveCheck {
         persona: live::selector(&p),
         digest,
         descriptor,
-        mismatches: live::compare(&p, &v.config),
+        mismatches,
+        physical: phys,
     })
 }
 
@@ -206,12 +271,16 @@ pub fn check_view(v: &LiveView, blob: Option<&[u8]>) -> Result<LiveCheck, String
 pub fn check(bdf: &str, persona: Option<&PathBuf>, json: bool) -> Outcome {
     let blob = persona.map(|p| super::cli::load_blob(p)).transpose()?;
     let v = read_live(bdf)?;
-    let c = check_view(&v, blob.as_deref())?;
-    let ok = c.descriptor.is_empty() && c.mismatches.is_empty();
+    // The physical device as the kernel's check sees it (sysfs, as root).
+    let dump = capture_bytes(&v.bdf)?;
+    let dev = DeviceView::parse_dump(&dump).map_err(|e| e.to_string())?;
+    let c = check_view(&v, blob.as_deref(), Some(&dev))?;
+    let ok = c.descriptor.is_empty() && c.mismatches.is_empty() && c.physical.is_empty();
     let reasons: Vec<String> = c
         .descriptor
         .iter()
         .cloned()
+        .chain(c.physical.iter().cloned())
         .chain(c.mismatches.iter().map(Mismatch::text))
         .collect();
     if json {
@@ -303,6 +372,93 @@ pub fn access(bdf: &str, steps: &[String]) -> Outcome {
                     }
                 }
             }
+            Op::Size { region } => match d.region(*region) {
+                Ok(r) => out(&format!("size {region} {:#x}\n", r.size)),
+                Err(e) => {
+                    out(&format!("size {region} error: {e}\n"));
+                    ok = false;
+                }
+            },
+            Op::RegionRead {
+                region,
+                offset,
+                size,
+            } => {
+                let r = d.region(*region)?;
+                match d.read(&r, *offset, usize::from(*size)) {
+                    Ok(b) if b.len() == usize::from(*size) => {
+                        let mut v = [0u8; 8];
+                        v[..b.len()].copy_from_slice(&b);
+                        out(&format!(
+                            "br {region} {offset:#x} {size} {:#x}\n",
+                            u64::from_le_bytes(v)
+                        ));
+                    }
+                    Ok(b) => {
+                        out(&format!(
+                            "br {region} {offset:#x} {size} short read ({} bytes)\n",
+                            b.len()
+                        ));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        out(&format!("br {region} {offset:#x} {size} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::RegionWrite {
+                region,
+                offset,
+                size,
+                value,
+            } => {
+                let r = d.region(*region)?;
+                let b = value.to_le_bytes();
+                match d.write(&r, *offset, &b[..usize::from(*size)]) {
+                    Ok(n) if n == usize::from(*size) => {
+                        out(&format!("bw {region} {offset:#x} {size} {value:#x}\n"))
+                    }
+                    Ok(n) => {
+                        out(&format!(
+                            "bw {region} {offset:#x} {size} short write ({n} bytes)\n"
+                        ));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        out(&format!("bw {region} {offset:#x} {size} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::Mmap {
+                region,
+                offset,
+                len,
+            } => {
+                let r = d.region(*region)?;
+                let len_us = usize::try_from(*len).map_err(|_| "mmap length".to_string())?;
+                match d.try_mmap(&r, *offset, len_us) {
+                    Ok(()) => out(&format!("mmap {region} {offset:#x} {len:#x} ok\n")),
+                    Err(e) => {
+                        out(&format!("mmap {region} {offset:#x} {len:#x} error: {e}\n"));
+                        ok = false;
+                    }
+                }
+            }
+            Op::Ioeventfd {
+                region,
+                offset,
+                size,
+            } => match d.try_ioeventfd(*region, *offset, u32::from(*size)) {
+                Ok(()) => out(&format!("ioeventfd {region} {offset:#x} {size} ok\n")),
+                Err(e) => {
+                    out(&format!(
+                        "ioeventfd {region} {offset:#x} {size} error: {e}\n"
+                    ));
+                    ok = false;
+                }
+            },
             Op::Reset => match d.reset() {
                 Ok(()) => out("reset\n"),
                 Err(e) => {

@@ -5,6 +5,10 @@
 //! the committed dumps equal these functions; `PERSONA_REGEN=1 cargo test -p vfio-persona`
 //! rewrites them.
 
+use persona_core::persona::device::BarKind;
+use persona_core::persona::device::DUMP_HEADER;
+use persona_core::persona::{BarInfo, DeviceView, NBARS};
+
 fn put(d: &mut [u8], off: usize, v: &[u8]) {
     d[off..off + v.len()].copy_from_slice(v);
 }
@@ -58,7 +62,41 @@ pub fn nvme() -> Vec<u8> {
     d
 }
 
-/// The example dumps: file name and contents.
+/// The BARs of the synthetic devices: edu's 1 MiB 32-bit BAR 0, the nvme's 16 KiB 64-bit
+/// BAR 0 (what QEMU gives them; their BAR registers say the same types).
+pub fn bars(config: &[u8]) -> [BarInfo; NBARS] {
+    let mut b = [BarInfo::default(); NBARS];
+    if config.get(..2) == Some(&[0x34, 0x12][..]) {
+        b[0] = BarInfo {
+            size: 1 << 20,
+            kind: BarKind::Mem32,
+            prefetch: false,
+        };
+    } else {
+        b[0] = BarInfo {
+            size: 16 << 10,
+            kind: BarKind::Mem64,
+            prefetch: false,
+        };
+        b[1].kind = BarKind::Upper;
+    }
+    b
+}
+
+/// A device dump container of `config` with its [`bars`].
+pub fn container(config: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; DUMP_HEADER + config.len()];
+    let n = DeviceView::encode_dump(config, &bars(config), &mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// The example dumps: file name and contents (raw config dumps and device dumps).
 pub fn all() -> Vec<(&'static str, Vec<u8>)> {
-    vec![("edu.config", edu()), ("nvme.config", nvme())]
+    vec![
+        ("edu.config", edu()),
+        ("nvme.config", nvme()),
+        ("edu.dump", container(&edu())),
+        ("nvme.dump", container(&nvme())),
+    ]
 }

@@ -1,30 +1,45 @@
 //! The TOML text format of personas: what operators write and review.
 //!
-//! Every key is described in `tests/personas/README.md`. In short: `name`, `version`
-//! (`"major.minor"`), `config-size` (256 or 4096), an `[ids]` table (with `emulated`, the list
-//! of ID fields presented from the file instead of passed through), `[[capability]]` entries in
-//! chain order, and `[[bytes]]` ranges giving the rule of every other byte.
+//! Every key is described in `tests/personas/README.md`. In short: `format` (the text format
+//! version, [`TEXT_FORMAT`]), `name`, `version` (`"major.minor"`), `config-size` (256 or 4096),
+//! `rom-size`, an `[ids]` table (with `emulated`, the list of ID fields presented from the file
+//! instead of pinned), `[[bar]]` entries (size and type of each BAR), `[[capability]]` entries
+//! in chain order, and `[[bytes]]` ranges giving the rule of every other byte, with the pinned
+//! values and pin masks of pinned and dynamic bytes.
 //!
-//! Bytes the capability entries and IDs already determine (ID bytes, the capability pointer,
-//! the extended chain head, capability headers, synthesized contents) are *implied*: whatever a
-//! `[[bytes]]` range says about them is overridden. The writer exploits that to keep ranges
-//! long: an implied byte joins the range before it.
+//! Bytes the capability entries, BARs and IDs already determine (ID bytes, BAR and ROM
+//! registers, the capability pointer, the extended chain head, capability headers, synthesized
+//! contents) are *implied*: whatever a `[[bytes]]` range says about them is overridden. The
+//! writer exploits that to keep ranges long: an implied byte joins the range before it.
 
 use std::fmt::Write as _;
 
 use persona_core::pci::{self, Space};
+use persona_core::persona::device::BarKind;
+use persona_core::persona::device::ROM_INDEX;
 use persona_core::persona::format::MAX_BLOB;
-use persona_core::persona::{CapEntry, CapKind, IdField, PersonaModel, PersonaRef, Rule, Version};
+use persona_core::persona::{
+    BarInfo, CapEntry, CapKind, IdField, PersonaModel, PersonaRef, Rule, Version,
+};
+
+/// The text format version this tool reads and writes (the `format` key). Version 1 had no
+/// `format` key, no BARs and passthrough rules without pinned values.
+pub const TEXT_FORMAT: u32 = 2;
 use serde::Deserialize;
 
 /// Top level of a persona file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct TextPersona {
+    format: u32,
     name: String,
     version: String,
     config_size: usize,
+    #[serde(default)]
+    rom_size: u64,
     ids: TextIds,
+    #[serde(default)]
+    bar: Vec<TextBar>,
     #[serde(default)]
     capability: Vec<TextCap>,
     #[serde(default)]
@@ -43,6 +58,17 @@ struct TextIds {
     subsystem_device: u16,
     #[serde(default)]
     emulated: Vec<String>,
+}
+
+/// One `[[bar]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TextBar {
+    index: usize,
+    kind: String,
+    size: u64,
+    #[serde(default)]
+    prefetchable: bool,
 }
 
 /// One `[[capability]]`.
@@ -109,12 +135,60 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn parse_rule(s: &str) -> Result<Rule, String> {
-    [Rule::Hidden, Rule::PassRo, Rule::PassRw, Rule::Emulated]
+    [Rule::Hidden, Rule::Pinned, Rule::Dynamic, Rule::Emulated]
         .into_iter()
         .find(|r| r.name() == s)
-        .ok_or_else(|| {
-            format!("unknown rule {s:?} (hidden, passthrough-ro, passthrough-rw, emulated)")
+        .ok_or_else(|| match s {
+            "passthrough-ro" | "passthrough-rw" => format!(
+                "rule {s:?} is text format 1; format {TEXT_FORMAT} has pinned and dynamic with \
+                 pinned values (re-derive the persona)"
+            ),
+            _ => format!("unknown rule {s:?} (hidden, pinned, dynamic, emulated)"),
         })
+}
+
+fn parse_bar(m: &mut PersonaModel, b: &TextBar) -> Result<(), String> {
+    if b.index >= ROM_INDEX {
+        return Err(format!("bar index {}: 0..5 (the ROM is rom-size)", b.index));
+    }
+    let kind = [BarKind::Io, BarKind::Mem32, BarKind::Mem64]
+        .into_iter()
+        .find(|k| k.name() == b.kind)
+        .ok_or_else(|| {
+            format!(
+                "bar {}: unknown kind {:?} (io, mem32, mem64)",
+                b.index, b.kind
+            )
+        })?;
+    if m.bars[b.index].kind != BarKind::Unused {
+        return Err(format!(
+            "bar {} listed twice or inside a 64-bit BAR",
+            b.index
+        ));
+    }
+    m.bars[b.index] = BarInfo {
+        size: b.size,
+        kind,
+        prefetch: b.prefetchable,
+    };
+    if kind == BarKind::Mem64 {
+        let up = m
+            .bars
+            .get_mut(b.index + 1)
+            .filter(|_| b.index + 1 < ROM_INDEX)
+            .ok_or_else(|| format!("bar {}: a 64-bit BAR needs the next slot", b.index))?;
+        if up.kind != BarKind::Unused {
+            return Err(format!("bar {}: the next slot is taken", b.index));
+        }
+        up.kind = BarKind::Upper;
+    }
+    if !BarInfo::valid(&m.bars, b.index) {
+        return Err(format!(
+            "bar {}: size {:#x} is not a valid {} BAR size",
+            b.index, b.size, b.kind
+        ));
+    }
+    Ok(())
 }
 
 fn parse_space(s: Option<&str>) -> Result<Space, String> {
@@ -139,7 +213,28 @@ fn space_name(s: Space) -> &'static str {
 ///
 /// A message naming the offending key or value.
 pub fn parse(text: &str, m: &mut PersonaModel) -> Result<(), String> {
+    let probe: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    match probe.get("format").and_then(toml::Value::as_integer) {
+        Some(f) if f == i64::from(TEXT_FORMAT) => {}
+        Some(f) => {
+            return Err(format!(
+                "text format {f}: this tool reads format {TEXT_FORMAT} only"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "no `format` key: text format 1 (no BARs, unpinned passthrough); this tool \
+                 reads format {TEXT_FORMAT} only (re-derive the persona)"
+            ))
+        }
+    }
     let t: TextPersona = toml::from_str(text).map_err(|e| e.to_string())?;
+    if t.format != TEXT_FORMAT {
+        return Err(format!(
+            "text format {}: this tool reads {TEXT_FORMAT}",
+            t.format
+        ));
+    }
     m.clear();
     m.set_name(&t.name)
         .map_err(|_| format!("name {:?}: 1 to 32 printable ASCII characters", t.name))?;
@@ -166,6 +261,22 @@ pub fn parse(text: &str, m: &mut PersonaModel) -> Result<(), String> {
             .find(|f| f.name() == name)
             .ok_or_else(|| format!("ids.emulated: unknown field {name:?}"))?;
         m.emulated_ids |= f.bit();
+    }
+    for b in &t.bar {
+        parse_bar(m, b)?;
+    }
+    if t.rom_size != 0 {
+        m.bars[ROM_INDEX] = BarInfo {
+            size: t.rom_size,
+            kind: BarKind::Mem32,
+            prefetch: false,
+        };
+        if !BarInfo::valid(&m.bars, ROM_INDEX) {
+            return Err(format!(
+                "rom-size {:#x}: a power of two from 2 KiB",
+                t.rom_size
+            ));
+        }
     }
     let mut covered = vec![false; m.config_size];
     for (i, b) in t.bytes.iter().enumerate() {
@@ -202,23 +313,53 @@ fn apply_bytes(m: &mut PersonaModel, b: &TextBytes, covered: &mut [bool]) -> Res
     covered[b.start..b.end].fill(true);
     let rule = parse_rule(&b.rule)?;
     let n = b.end - b.start;
-    if rule == Rule::Emulated {
-        let value = parse_hex(b.value.as_deref().ok_or("emulated range needs value")?)?;
-        let mask = match &b.mask {
-            Some(s) => parse_hex(s)?,
-            None => vec![0; n],
-        };
-        if value.len() != n || mask.len() != n {
-            return Err(format!("value and mask must have {n} bytes"));
+    let hex_or = |v: &Option<String>, fill: u8| -> Result<Vec<u8>, String> {
+        match v {
+            Some(s) => parse_hex(s),
+            None => Ok(vec![fill; n]),
         }
-        for k in 0..n {
-            m.set_emulated(b.start + k, value[k], mask[k]);
+    };
+    match rule {
+        Rule::Hidden => {
+            if b.value.is_some() || b.mask.is_some() {
+                return Err("hidden ranges have no value or mask".into());
+            }
+            m.set_rule(b.start, b.end, rule);
         }
-    } else {
-        if b.value.is_some() || b.mask.is_some() {
-            return Err("value and mask are only for emulated ranges".into());
+        Rule::Emulated => {
+            let value = parse_hex(b.value.as_deref().ok_or("emulated range needs value")?)?;
+            let mask = hex_or(&b.mask, 0)?;
+            if value.len() != n || mask.len() != n {
+                return Err(format!("value and mask must have {n} bytes"));
+            }
+            for k in 0..n {
+                m.set_emulated(b.start + k, value[k], mask[k]);
+            }
         }
-        m.set_rule(b.start, b.end, rule);
+        Rule::Pinned | Rule::Dynamic => {
+            // Pinned: every bit pinned unless a mask says otherwise, so the value is required.
+            // Dynamic: nothing pinned unless a mask says which read-only bits are.
+            let (value, mask) = if rule == Rule::Pinned {
+                let v = parse_hex(b.value.as_deref().ok_or("pinned range needs value")?)?;
+                (v, hex_or(&b.mask, 0xff)?)
+            } else {
+                (hex_or(&b.value, 0)?, hex_or(&b.mask, 0)?)
+            };
+            if value.len() != n || mask.len() != n {
+                return Err(format!("value and mask must have {n} bytes"));
+            }
+            for k in 0..n {
+                if value[k] & !mask[k] != 0 {
+                    return Err(format!(
+                        "byte {:#x}: value {:#04x} has bits outside the pin mask {:#04x}",
+                        b.start + k,
+                        value[k],
+                        mask[k]
+                    ));
+                }
+                m.set_pass(b.start + k, rule, value[k], mask[k]);
+            }
+        }
     }
     Ok(())
 }
@@ -328,6 +469,8 @@ fn implied(m: &PersonaModel) -> Vec<bool> {
         v[o..o + w].fill(true);
     }
     v[pci::CAPABILITY_LIST] = true;
+    v[0x10..0x28].fill(true);
+    v[0x30..0x34].fill(true);
     if m.config_size > pci::CFG_SIZE {
         v[pci::CFG_SIZE..pci::CFG_SIZE + 4].fill(true);
     }
@@ -351,11 +494,13 @@ pub fn write(p: &PersonaRef<'_>) -> String {
     let mut s = String::new();
     let digest: String = p.digest().iter().map(|b| format!("{b:02x}")).collect();
     let v = m.version;
-    let _ = writeln!(s, "# persona-vfio-pci persona (text format 1)");
+    let _ = writeln!(s, "# persona-vfio-pci persona");
     let _ = writeln!(s, "# sha256 of the binary encoding: {digest}");
+    let _ = writeln!(s, "format = {TEXT_FORMAT}");
     let _ = writeln!(s, "name = {:?}", m.name());
     let _ = writeln!(s, "version = \"{}.{}\"", v.major, v.minor);
     let _ = writeln!(s, "config-size = {}", m.config_size);
+    let _ = writeln!(s, "rom-size = {:#x}", m.bars[ROM_INDEX].size);
     let ids = m.ids;
     let _ = writeln!(s, "\n[ids]");
     let _ = writeln!(s, "vendor = {:#06x}", ids.vendor);
@@ -370,14 +515,27 @@ pub fn write(p: &PersonaRef<'_>) -> String {
         .map(|f| format!("{:?}", f.name()))
         .collect();
     let _ = writeln!(s, "emulated = [{}]", emulated.join(", "));
+    for (i, b) in m.bars.iter().enumerate().take(ROM_INDEX) {
+        if matches!(b.kind, BarKind::Unused | BarKind::Upper) {
+            continue;
+        }
+        let _ = writeln!(s, "\n[[bar]]");
+        let _ = writeln!(s, "index = {i}");
+        let _ = writeln!(s, "kind = {:?}", b.kind.name());
+        let _ = writeln!(s, "size = {:#x}", b.size);
+        if b.prefetch {
+            let _ = writeln!(s, "prefetchable = true");
+        }
+    }
     for e in m.caps() {
         write_cap(&mut s, &m, e);
     }
     let _ = writeln!(
         s,
         "\n# Byte rules. Ranges may cover implied bytes (emulated IDs, capability headers, the\n\
-         # capability pointer, the extended chain head, synthesized contents): those always\n\
-         # follow [ids] and [[capability]]."
+         # capability pointer, the extended chain head, BAR and ROM registers, synthesized\n\
+         # contents): those always follow [ids], [[bar]] and [[capability]]. Pinned and dynamic\n\
+         # bytes carry the value the device must have under their pin mask."
     );
     write_bytes(&mut s, &m);
     s
@@ -421,6 +579,7 @@ fn write_bytes(s: &mut String, m: &PersonaModel) {
     let mut eff: Vec<Option<Rule>> = (0..m.config_size)
         .map(|i| (!imp[i] || m.rule[i] != Rule::Emulated).then_some(m.rule[i]))
         .collect();
+    let joined: Vec<bool> = eff.iter().map(Option::is_none).collect();
     let first = eff.iter().flatten().next().copied().unwrap_or(Rule::Hidden);
     let mut last = first;
     for r in eff.iter_mut() {
@@ -440,11 +599,37 @@ fn write_bytes(s: &mut String, m: &PersonaModel) {
         let _ = writeln!(s, "start = {start:#05x}");
         let _ = writeln!(s, "end = {end:#05x}");
         let _ = writeln!(s, "rule = {:?}", rule.name());
-        if rule == Rule::Emulated {
-            let _ = writeln!(s, "value = {:?}", hex(&m.value[start..end]));
-            if m.mask[start..end].iter().any(|&b| b != 0) {
-                let _ = writeln!(s, "mask = {:?}", hex(&m.mask[start..end]));
+        // An implied byte joined to a passthrough range says nothing of its own (parsing
+        // overrides it): value and mask 0.
+        let (value, mask): (Vec<u8>, Vec<u8>) = (start..end)
+            .map(|i| {
+                if joined[i] && rule.is_pass() {
+                    (0, 0)
+                } else {
+                    (m.value[i], m.mask[i])
+                }
+            })
+            .unzip();
+        match rule {
+            Rule::Emulated => {
+                let _ = writeln!(s, "value = {:?}", hex(&value));
+                if mask.iter().any(|&b| b != 0) {
+                    let _ = writeln!(s, "mask = {:?}", hex(&mask));
+                }
             }
+            Rule::Pinned => {
+                let _ = writeln!(s, "value = {:?}", hex(&value));
+                if mask.iter().any(|&b| b != 0xff) {
+                    let _ = writeln!(s, "mask = {:?}", hex(&mask));
+                }
+            }
+            Rule::Dynamic => {
+                if mask.iter().any(|&b| b != 0) {
+                    let _ = writeln!(s, "value = {:?}", hex(&value));
+                    let _ = writeln!(s, "mask = {:?}", hex(&mask));
+                }
+            }
+            Rule::Hidden => {}
         }
         start = end;
     }
@@ -462,4 +647,45 @@ pub fn encode(m: &PersonaModel) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("invalid persona: {e}"))?;
     out.truncate(n);
     Ok(out)
+}
+
+/// The field table of `persona_core::persona::fields` as Markdown: one table per known
+/// capability, the rule of each register. The README carries it; a host test keeps it in sync.
+pub fn field_table_markdown() -> String {
+    use persona_core::persona::fields::{self, Field};
+    let mut s = String::new();
+    let table = |s: &mut String, title: &str, fs: &[Field]| {
+        let _ = writeln!(s, "\n**{title}**\n");
+        let _ = writeln!(s, "| offset | width | register | rule |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for f in fs {
+            let rule = match f.kind {
+                fields::FieldKind::Dynamic(ro) if ro != 0 => {
+                    format!("{} (read-only bits {ro:#x})", f.rule_name())
+                }
+                _ => f.rule_name().to_string(),
+            };
+            let rule = if f.lower != 0 {
+                format!("{rule}; bits {:#x} may be emulated lower", f.lower)
+            } else {
+                rule
+            };
+            let _ = writeln!(
+                s,
+                "| {:#04x} | {} | {} | {rule} |",
+                f.offset, f.width, f.name
+            );
+        }
+    };
+    table(&mut s, "Type-0 header", fields::HEADER);
+    for c in fields::CAPS {
+        let title = format!(
+            "{} {} capability {:#04x}",
+            space_name(c.space),
+            c.name,
+            c.id
+        );
+        table(&mut s, &title, c.fields);
+    }
+    s
 }

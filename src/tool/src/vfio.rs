@@ -18,6 +18,7 @@ const VFIO_DEVICE_GET_INFO: u64 = io(100 + 7);
 const VFIO_DEVICE_GET_REGION_INFO: u64 = io(100 + 8);
 const VFIO_DEVICE_RESET: u64 = io(100 + 11);
 const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(100 + 18);
+const VFIO_DEVICE_IOEVENTFD: u64 = io(100 + 16);
 
 /// `VFIO_PCI_CONFIG_REGION_INDEX`.
 pub const CONFIG_REGION_INDEX: u32 = 7;
@@ -267,6 +268,65 @@ impl Device {
             out.extend_from_slice(&b);
         }
         Ok(out)
+    }
+
+    /// Maps `len` bytes at `off` of region `r` (read-only, shared) and unmaps them again: can a
+    /// user map them?
+    ///
+    /// # Errors
+    ///
+    /// The `mmap` error.
+    pub fn try_mmap(&self, r: &Region, off: u64, len: usize) -> std::io::Result<()> {
+        let at = libc::off_t::try_from(r.offset.saturating_add(off))
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a fresh mapping at an address the kernel chooses, of a file we own; nothing
+        // reads through it, and it is unmapped before returning.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                self.dev.as_raw_fd(),
+                at,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        // SAFETY: `p` is the mapping of `len` bytes made above.
+        unsafe { libc::munmap(p, len) };
+        Ok(())
+    }
+
+    /// Registers an ioeventfd of `size` bytes at `off` of region `index` (data 0) and removes it
+    /// again: does the device accept it?
+    ///
+    /// # Errors
+    ///
+    /// The ioctl's error.
+    pub fn try_ioeventfd(&self, index: u32, off: u64, size: u32) -> std::io::Result<()> {
+        // SAFETY: eventfd() takes no pointer.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        let offset = (u64::from(index) << 40) | off;
+        // struct vfio_device_ioeventfd: argsz, flags (size), offset, data, fd (+ padding).
+        let mut b = [0u8; 32];
+        put_u32(&mut b, 0, 32);
+        put_u32(&mut b, 4, size);
+        b[8..16].copy_from_slice(&offset.to_le_bytes());
+        put_u32(&mut b, 24, fd as u32);
+        let r = ioctl_buf(&self.dev, VFIO_DEVICE_IOEVENTFD, &mut b);
+        if r.is_ok() {
+            // fd -1 removes it.
+            put_u32(&mut b, 24, u32::MAX);
+            let _ = ioctl_buf(&self.dev, VFIO_DEVICE_IOEVENTFD, &mut b);
+        }
+        // SAFETY: `fd` is the eventfd made above, owned here.
+        unsafe { libc::close(fd) };
+        r
     }
 
     /// `VFIO_DEVICE_RESET`.

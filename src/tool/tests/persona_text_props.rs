@@ -1,15 +1,15 @@
 //! Round trips binary -> text -> binary -> text on random personas.
 
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
-use persona_core::persona::{PersonaModel, PersonaRef, Rule};
+use persona_core::persona::{DeviceView, PersonaModel, PersonaRef, Rule};
 use proptest::prelude::*;
 use vfio_persona::{synth, text};
 
 fn rule() -> impl Strategy<Value = Rule> {
     prop_oneof![
         Just(Rule::Hidden),
-        Just(Rule::PassRo),
-        Just(Rule::PassRw),
+        Just(Rule::Pinned),
+        Just(Rule::Dynamic),
         Just(Rule::Emulated)
     ]
 }
@@ -28,6 +28,7 @@ proptest! {
         ids in (any::<u16>(), any::<u8>(), 0u8..64),
         edits in proptest::collection::vec(edit(), 0..24),
         version in (any::<u16>(), any::<u16>()),
+        parity in any::<bool>(),
     ) {
         let dump = if nvme { synth::nvme() } else { synth::edu() };
         let mut m = Box::<PersonaModel>::default();
@@ -35,8 +36,10 @@ proptest! {
             name: Some("prop test"),
             version: persona_core::persona::Version { major: version.0, minor: version.1 },
             pasid: pasid.filter(|_| nvme).map(|(width, exec, privileged)| PasidRequest { width, exec, privileged, offset: None }),
+            parity,
         };
-        derive(&dump, &opts, &mut m).unwrap();
+        let dev = DeviceView { config: &dump, bars: Some(synth::bars(&dump)) };
+        derive(&dev, &opts, &mut m).unwrap();
         m.ids.device = ids.0;
         m.ids.revision = ids.1;
         m.emulated_ids = ids.2;
@@ -44,10 +47,10 @@ proptest! {
             let s = usize::from(start) % m.config_size;
             let e = (s + usize::from(len)).min(m.config_size);
             for off in s..e {
-                if r == Rule::Emulated {
-                    m.set_emulated(off, v ^ off as u8, mask);
-                } else {
-                    m.set_rule(off, off + 1, r);
+                match r {
+                    Rule::Emulated => m.set_emulated(off, v ^ off as u8, mask),
+                    Rule::Hidden => m.set_rule(off, off + 1, r),
+                    _ => m.set_pass(off, r, v ^ off as u8, mask),
                 }
             }
         }

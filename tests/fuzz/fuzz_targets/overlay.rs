@@ -1,13 +1,17 @@
-//! Fuzz the overlay: a persona derived from a fuzzed dump (PASID on 4 KiB ones), then fuzzed
-//! accesses; never panic, never touch a hidden or read-only byte on the device, always issue
-//! naturally aligned device accesses.
+//! Fuzz the overlay: a persona derived from a fuzzed dump (PASID on 4 KiB ones; pinned or
+//! parity form), then fuzzed accesses; never panic, never touch a hidden or read-only byte on
+//! the device, always issue naturally aligned device accesses. Before the accesses, the
+//! pinning promise: the device passes its own persona's check, and every byte reads as the
+//! persona's image (hidden 0, emulated reset values, pinned bits the persona's).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use persona_core::overlay::{ConfigAccess, OverlayMap, OverlayState};
 use persona_core::persona::derive::{derive_blob, DeriveOptions, PasidRequest};
 use persona_core::persona::format::MAX_BLOB;
-use persona_core::persona::{PersonaModel, PersonaRef, Rule};
+use persona_core::persona::check::{check_with, IommuPasid};
+use persona_core::persona::device::BarKind;
+use persona_core::persona::{BarInfo, DeviceView, PersonaModel, PersonaRef, Rule, NBARS};
 
 struct Dev {
     mem: Vec<u8>,
@@ -74,20 +78,38 @@ fuzz_target!(|data: &[u8]| {
     let want_pasid = dump.len() > 256;
     let opts = DeriveOptions {
         pasid: want_pasid.then_some(PasidRequest { width: 1 + ops[0] % 20, exec: ops[1] & 1 != 0, privileged: ops[1] & 2 != 0, offset: None }),
+        parity: ops[1] & 4 != 0,
         ..Default::default()
     };
+    let mut bars = [BarInfo::default(); NBARS];
+    bars[0] = BarInfo { size: 1 << (4 + ops[1] % 24), kind: BarKind::Mem32, prefetch: false };
+    let dev = DeviceView { config: dump, bars: Some(bars) };
     let mut m = Box::<PersonaModel>::default();
     let mut blob = vec![0u8; MAX_BLOB];
-    let Ok(n) = derive_blob(dump, &opts, &mut m, &mut blob) else { return };
+    let Ok(n) = derive_blob(&dev, &opts, &mut m, &mut blob) else { return };
     let p = PersonaRef::parse(&blob[..n]).expect("derived persona parses");
+    let iommu = IommuPasid { max_pasid_log2: 20, exec: true, privileged: true };
+    assert!(check_with(&p, &dev, &iommu, &mut |_| {}), "a device fails its own persona");
     let mut map = Box::<OverlayMap>::default();
     map.build(&p, dump).expect("derived persona builds on its own dump");
     let mut st = Box::<OverlayState>::default();
     st.reset(&map);
-    // Physical bytes that some passthrough-rw virtual byte maps to may be written.
+    {
+        let mut ro = Dev { mem: dump.to_vec(), writable: vec![false; 4096] };
+        for off in 0..p.config_size() {
+            let b = p.byte_rule(off).expect("in range");
+            let got = map.read(&st, &mut ro, off as u16, 1).expect("read") as u8;
+            match b.rule {
+                Rule::Hidden => assert_eq!(got, 0, "hidden {off:#x}"),
+                Rule::Emulated => assert_eq!(got, b.value, "emulated {off:#x}"),
+                Rule::Pinned | Rule::Dynamic => assert_eq!(got & b.mask, b.value, "pinned {off:#x}"),
+            }
+        }
+    }
+    // Physical bytes that some dynamic virtual byte maps to may be written.
     let mut writable = vec![false; 4096];
     for off in 0..p.config_size() {
-        if m.rule[off] == Rule::PassRw {
+        if m.rule[off] == Rule::Dynamic {
             // Identity layout: virtual == physical.
             writable[off] = true;
         }

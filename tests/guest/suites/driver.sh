@@ -6,7 +6,8 @@
 #     the same on vfio-pci as the control;
 #   - persona_compare_test: an edu on persona-vfio-pci against another edu on vfio-pci, and
 #     same-device runs (bind to persona-vfio-pci, dump, rebind to vfio-pci, dump, compare with no
-#     masking) on an edu and on the nvme; a second nvme (added with --devices) is compared too.
+#     masking but the BAR address bits, which a persona never shows) on an edu and on the nvme; a
+#     second nvme (added with --devices) is compared too.
 # While persona-vfio-pci registers no PCI driver, vfio-pci stands in on the persona side so the
 # tests still run, and every result of that side is reported as SKIP.
 # Usage: driver.sh FILE.tap    (PVP_DRIVER overrides the driver name under test)

@@ -1,14 +1,22 @@
-//! Deriving a persona from a physical config dump, and deterministic PASID placement.
+//! Deriving a persona from a device, and deterministic PASID placement.
 //!
-//! The derived persona is the *identity layout*: the device's IDs passed through, every
-//! capability vfio-pci-core would expose presented at its physical offset, in the device's
-//! chain order, with the header registers vfio-pci-core lets a user write marked writable
-//! passthrough and everything vfio-pci-core hides hidden. Optionally a synthesized PASID
-//! capability is added (see [`place_pasid`]). The same dump and options always give the same
-//! persona, byte for byte.
+//! The derived persona is a **pinned** persona of the device: its IDs, header and every
+//! capability vfio-pci-core would expose, presented at its physical offset in the device's chain
+//! order, each byte with the rule of the field table ([`super::fields`]): read-only registers
+//! pinned to the value the device has, device-state registers dynamic (their read-only bits
+//! pinned), BARs and ROM emulated at the device's sizes, and every byte outside the header and
+//! the presented capabilities hidden. Capabilities vfio-pci-core would hide are listed as hidden
+//! entries (the physical PASID always). The **parity** form ([`DeriveOptions::parity`]) keeps
+//! vfio-pci's behaviour for development: nothing pinned but the IDs, bytes outside the
+//! capabilities forwarded raw, except over capabilities the persona hides.
+//!
+//! Optionally a synthesized PASID capability is added (see [`place_pasid`]). The same device and
+//! options always give the same persona, byte for byte.
 
 use super::super::error::Error;
 use super::super::pci::{self, CapWalker, Space};
+use super::device::DeviceView;
+use super::fields::{self, FieldKind};
 use super::{CapEntry, CapKind, Ids, PersonaModel, Rule, Version};
 
 /// A device-specific PASID offset, for devices whose free-looking config space hides registers.
@@ -54,19 +62,33 @@ pub struct DeriveOptions<'a> {
     pub version: Version,
     /// Synthesize a PASID capability.
     pub pasid: Option<PasidRequest>,
+    /// Write the vfio-pci-parity form (development) instead of a pinned persona.
+    pub parity: bool,
 }
 
-/// Rule of a type-0 header byte in the identity layout: what vfio-pci-core lets a user write
-/// (command, status, cache line, latency, BIST, BARs, ROM, interrupt line) is writable
-/// passthrough, the rest read-only passthrough. The capability pointer is emulated by
-/// [`PersonaModel::apply_layout`].
-fn header_rule(off: usize) -> Rule {
-    let writable =
-        matches!(off, 0x04..=0x07 | 0x0c | 0x0d | 0x0f | 0x10..=0x27 | 0x30..=0x33 | 0x3c);
+/// Rule of a type-0 header byte in the parity form: what vfio-pci-core lets a user write
+/// (command, status, cache line, latency, BIST, interrupt line) is dynamic, the rest pinned,
+/// with nothing in the pin masks (the IDs are pinned by the layout).
+fn parity_header_rule(off: usize) -> Rule {
+    let writable = matches!(off, 0x04..=0x07 | 0x0c | 0x0d | 0x0f | 0x3c);
     if writable {
-        Rule::PassRw
+        Rule::Dynamic
     } else {
-        Rule::PassRo
+        Rule::Pinned
+    }
+}
+
+/// Sets the rule of `off` from field `f` (or pinned whole when no field names it), with the
+/// device's value `v` under the field's pin mask.
+fn set_field_rule(m: &mut PersonaModel, off: usize, f: Option<(&fields::Field, usize)>, v: u8) {
+    match f {
+        Some((f, k)) => match f.kind {
+            FieldKind::Pinned => m.set_pass(off, Rule::Pinned, v, 0xff),
+            FieldKind::Dynamic(_) => m.set_pass(off, Rule::Dynamic, v, f.pin_byte(k)),
+            // Written by apply_layout.
+            FieldKind::Bar | FieldKind::Layout => m.set_pass(off, Rule::Pinned, v, 0xff),
+        },
+        None => m.set_pass(off, Rule::Pinned, v, 0xff),
     }
 }
 
@@ -78,18 +100,26 @@ fn dump_size(dump: &[u8]) -> Result<usize, Error> {
     }
 }
 
-/// Derives the identity persona of `dump` (plus PASID if requested) into `m`.
+/// Derives the persona of device `dev` (plus PASID if requested) into `m`.
 ///
 /// # Errors
 ///
-/// [`Error::BadDumpSize`] for dumps other than 256 or 4096 bytes, [`Error::BrokenChain`] for a
-/// malformed capability chain, [`Error::TooManyCaps`], the PASID placement errors of
-/// [`place_pasid`], and [`Error::Invalid`] if the result would not be a valid persona (e.g.
-/// overlapping capabilities on the device).
-pub fn derive(dump: &[u8], opts: &DeriveOptions<'_>, m: &mut PersonaModel) -> Result<(), Error> {
+/// [`Error::BadDumpSize`] for dumps other than 256 or 4096 bytes, [`Error::BarsUnknown`] for a
+/// raw config dump, [`Error::BrokenChain`] for a malformed capability chain,
+/// [`Error::TooManyCaps`], the PASID placement errors of [`place_pasid`], and
+/// [`Error::Invalid`] if the result would not be a valid persona (e.g. overlapping
+/// capabilities or a malformed BAR on the device).
+pub fn derive(
+    dev: &DeviceView<'_>,
+    opts: &DeriveOptions<'_>,
+    m: &mut PersonaModel,
+) -> Result<(), Error> {
+    let dump = dev.config;
     let size = dump_size(dump)?;
+    let bars = dev.bars.ok_or(Error::BarsUnknown)?;
     m.clear();
     m.config_size = size;
+    m.bars = bars;
     m.ids = Ids::from_dump(dump).ok_or(Error::BadDumpSize)?;
     m.version = opts.version;
     match opts.name {
@@ -97,14 +127,24 @@ pub fn derive(dump: &[u8], opts: &DeriveOptions<'_>, m: &mut PersonaModel) -> Re
         None => m.set_name(default_name(&m.ids).as_str())?,
     }
     for off in 0..pci::STD_HEADER_SIZEOF {
-        m.set_rule(off, off.saturating_add(1), header_rule(off));
+        let v = dump.get(off).copied().unwrap_or(0);
+        if opts.parity {
+            m.set_pass(off, parity_header_rule(off), 0, 0);
+        } else {
+            let f = fields::field_at(fields::HEADER, off)
+                .map(|f| (f, off.saturating_sub(usize::from(f.offset))));
+            set_field_rule(m, off, f, v);
+        }
     }
-    // vfio-pci-core gives unclaimed bytes raw read-write access (some devices keep registers
-    // between capabilities), and capability bodies its own per-capability rules: forward both.
-    m.set_rule(pci::STD_HEADER_SIZEOF, size, Rule::PassRw);
-    add_chain(dump, Space::Standard, m)?;
+    if opts.parity {
+        // vfio-pci-core gives unclaimed bytes raw read-write access (some devices keep
+        // registers between capabilities), and capability bodies its own per-capability
+        // rules: forward both, unverified.
+        m.set_rule(pci::STD_HEADER_SIZEOF, size, Rule::Dynamic);
+    }
+    add_chain(dump, Space::Standard, opts.parity, m)?;
     if size > pci::CFG_SIZE {
-        add_chain(dump, Space::Extended, m)?;
+        add_chain(dump, Space::Extended, opts.parity, m)?;
     }
     if let Some(req) = opts.pasid {
         if !(1..=pci::PASID_MAX_WIDTH).contains(&req.width) {
@@ -134,20 +174,26 @@ pub fn derive(dump: &[u8], opts: &DeriveOptions<'_>, m: &mut PersonaModel) -> Re
 ///
 /// Those of [`derive`] and [`PersonaModel::encode`].
 pub fn derive_blob(
-    dump: &[u8],
+    dev: &DeviceView<'_>,
     opts: &DeriveOptions<'_>,
     scratch: &mut PersonaModel,
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    derive(dump, opts, scratch)?;
+    derive(dev, opts, scratch)?;
     scratch.encode(out)
 }
 
 /// Adds the physical capabilities of one chain: presented where vfio-pci-core would present
-/// them, hidden (header bytes hidden) where it would not. PASID is always hidden, entirely.
-fn add_chain(dump: &[u8], space: Space, m: &mut PersonaModel) -> Result<(), Error> {
+/// them (bodies ruled by the field table, or forwarded raw in the parity form), hidden (their
+/// whole extent hidden) where it would not. PASID is always hidden. An ID-0 header (the
+/// placeholder some devices put at 0x100 when their first extended capability is elsewhere) is
+/// no capability: the persona writes its own head.
+fn add_chain(dump: &[u8], space: Space, parity: bool, m: &mut PersonaModel) -> Result<(), Error> {
     for c in CapWalker::new_for(dump, space) {
         let c = c.map_err(Error::BrokenChain)?;
+        if c.id == 0 {
+            continue;
+        }
         let off = usize::from(c.offset);
         let is_pasid = space == Space::Extended && c.id == pci::EXT_CAP_ID_PASID;
         let len = if is_pasid {
@@ -168,16 +214,25 @@ fn add_chain(dump: &[u8], space: Space, m: &mut PersonaModel) -> Result<(), Erro
                 e.kind = CapKind::Physical;
                 e.offset = c.offset;
                 e.len = len;
+                if !parity {
+                    let known = fields::cap_fields(space, c.id);
+                    for rel in e.header_len()..usize::from(len) {
+                        let at = off.saturating_add(rel);
+                        let f = known
+                            .and_then(|k| fields::field_at(k.fields, rel))
+                            .map(|f| (f, rel.saturating_sub(usize::from(f.offset))));
+                        set_field_rule(m, at, f, dump.get(at).copied().unwrap_or(0));
+                    }
+                }
             }
             None => {
-                let hidden = if is_pasid { pci::PASID_SIZEOF } else { 4 };
-                let hdr = match space {
-                    Space::Standard => 2,
-                    Space::Extended => hidden,
-                };
-                m.set_rule(off, off.saturating_add(hdr), Rule::Hidden);
                 if space == Space::Standard {
                     e.version = 0;
+                }
+                if parity {
+                    // Never forward raw bytes over a capability the persona hides (S2).
+                    let (s, end) = fields::extent(dump, &c);
+                    m.set_rule(s, end, Rule::Hidden);
                 }
             }
         }
@@ -221,12 +276,10 @@ impl NameBuf {
     }
 }
 
-/// Region occupied by an extended capability of the dump, for placement: its vfio length, or
-/// just its header when vfio-pci does not know the length.
+/// Region occupied by an extended capability of the dump, for placement: its architected
+/// extent ([`fields::ext_extent`]).
 fn ext_region(dump: &[u8], c: &pci::FoundCap) -> (usize, usize) {
-    let len = pci::ext_cap_len(dump, usize::from(c.offset), c.id).unwrap_or(4);
-    let start = usize::from(c.offset);
-    (start, start.saturating_add(usize::from(len)))
+    fields::ext_extent(dump, usize::from(c.offset), c.id)
 }
 
 /// True when `off..off + 8` is inside extended space, dword aligned and clear of every
@@ -252,8 +305,11 @@ fn pasid_fits(dump: &[u8], off: usize) -> Result<bool, Error> {
 /// for the device (an error if it does not fit); 0xff8 when free (where QEMU and
 /// cloud-hypervisor put theirs); else the lowest free dword-aligned 8-byte gap at or after the
 /// end of the chain's last extended capability, and failing that the lowest free gap after the
-/// chain head. "Free" means clear of every extended capability in the dump, including those
-/// vfio-pci-core hides; a capability whose length vfio-pci does not know occupies its header.
+/// chain head. "Free" means clear of the architected extent of every extended capability in the
+/// dump, including those vfio-pci-core hides: an extended capability owns its bytes up to the
+/// specification's full length for its type (AER 0x48 with its TLP Prefix Log, SR-IOV 0x40,
+/// ...; [`fields::ext_arch_len`]), a type not known here up to the next capability header in
+/// address order, an ID-0 placeholder its header.
 ///
 /// # Errors
 ///

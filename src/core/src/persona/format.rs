@@ -1,11 +1,11 @@
 //! The binary persona format (what the kernel loads) and its validating, zero-copy parser.
 //!
-//! # Layout (format version 1, all integers little-endian)
+//! # Layout (format version 2, all integers little-endian)
 //!
 //! ```text
-//! header, 72 bytes
+//! header, 184 bytes
 //!   0x00  [u8; 8]  magic "PVFPRSNA"
-//!   0x08  u16      format version = 1
+//!   0x08  u16      format version = 2 (version 1 had no BAR table and no pinned values)
 //!   0x0a  u16      reserved, 0
 //!   0x0c  u32      total length of the blob in bytes
 //!   0x10  u16 u16  persona version major, minor
@@ -21,6 +21,9 @@
 //!   0x24  u16      number of byte-rule runs, 1..=256
 //!   0x26  u16      reserved, 0
 //!   0x28  [u8; 32] name: printable ASCII (0x20..=0x7e), zero padded
+//!   0x48  7 x 16   BAR 0..5 and the expansion ROM: u64 size, u8 kind (0 unused, 1 io,
+//!                  2 mem32, 3 mem64, 4 upper half of the 64-bit BAR before it), u8 flags (bit 0
+//!                  prefetchable), 6 reserved bytes
 //! capability entries, 16 bytes each
 //!   +0  u8   kind: 1 physical, 2 synthesized, 3 PASID, 4 hidden
 //!   +1  u8   space: 0 standard, 1 extended
@@ -35,10 +38,11 @@
 //! byte-rule runs, 6 bytes each
 //!   +0  u16  start offset
 //!   +2  u16  length, >= 1
-//!   +4  u8   rule: 0 hidden, 1 passthrough read-only, 2 passthrough writable, 3 emulated
+//!   +4  u8   rule: 0 hidden, 1 pinned, 2 dynamic, 3 emulated
 //!   +5  u8   reserved, 0
-//! emulated data: for each emulated run in order, `length` value bytes then `length` write-mask
-//!   bytes; at most 1024 emulated bytes in total
+//! data: for each non-hidden run in order, `length` value bytes then `length` mask bytes: the
+//!   reset value and write mask of emulated bytes (at most 1024 emulated bytes in total), the
+//!   pinned value and pin mask of pinned and dynamic bytes (value bits outside the mask are 0)
 //! ```
 //!
 //! # Canonical form
@@ -53,7 +57,9 @@
 //! - all reserved fields and padding bytes are zero;
 //! - redundant information must agree: emulated ID bytes equal the ID fields, capability
 //!   headers are emulated read-only bytes whose chains visit exactly the presented entries, and
-//!   a PASID entry's bytes are exactly [`super::pasid_bytes`] of its parameters.
+//!   a PASID entry's bytes are exactly [`super::pasid_bytes`] of its parameters; the BAR and
+//!   ROM registers are emulated with exactly the value and write mask of the BAR table
+//!   ([`super::BarInfo::register`]); pinned ID bytes are fully pinned to the ID fields.
 //!
 //! The parser runs in bounded time: a fixed number of passes over at most 48 entries and 256
 //! runs, with per-byte lookups that scan the runs.
@@ -61,23 +67,31 @@
 use super::super::error::{ParseError, ParseReason};
 use super::super::pci::{self, Space};
 use super::super::sha256::{Sha256, DIGEST_LEN};
+use super::device::{BarInfo, BarKind, NBARS, ROM_INDEX};
 use super::{
     pasid_bytes, CapEntry, CapKind, IdField, Ids, PasidInfo, Rule, Version, MAX_CAPS, MAX_EMULATED,
-    MAX_NAME, MAX_RUNS,
+    MAX_NAME, MAX_RUNS, SPACE,
 };
 
 /// Magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"PVFPRSNA";
 /// The format version this code reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
-/// Size of the fixed header.
-pub const HEADER_LEN: usize = 72;
+pub const FORMAT_VERSION: u16 = 2;
+/// Size of the fixed header (with the BAR table).
+pub const HEADER_LEN: usize = BARS_OFF + NBARS * BAR_LEN;
+/// Offset of the BAR table in the header.
+pub const BARS_OFF: usize = 0x48;
+/// Size of one BAR table entry.
+pub const BAR_LEN: usize = 16;
 /// Size of one capability entry.
 pub const CAP_LEN: usize = 16;
 /// Size of one run.
 pub const RUN_LEN: usize = 6;
 /// Largest possible blob.
-pub const MAX_BLOB: usize = HEADER_LEN + MAX_CAPS * CAP_LEN + MAX_RUNS * RUN_LEN + 2 * MAX_EMULATED;
+pub const MAX_BLOB: usize = HEADER_LEN + MAX_CAPS * CAP_LEN + MAX_RUNS * RUN_LEN + 2 * SPACE;
+
+/// Config offsets of the BAR registers and the ROM register, by BAR table index.
+pub const BAR_REGS: [usize; NBARS] = [0x10, 0x14, 0x18, 0x1c, 0x20, 0x24, 0x30];
 
 /// Offset of the name in the header.
 pub(super) const NAME_OFF: usize = 0x28;
@@ -91,9 +105,9 @@ pub struct Run<'a> {
     pub len: u16,
     /// Rule of all bytes in the run.
     pub rule: Rule,
-    /// For emulated runs: the reset values.
+    /// For non-hidden runs: the reset values (emulated) or pinned values.
     pub value: &'a [u8],
-    /// For emulated runs: the write masks.
+    /// For non-hidden runs: the write masks (emulated) or pin masks.
     pub mask: &'a [u8],
     /// Offset of the run's record in the blob (for error reports).
     pub blob_offset: usize,
@@ -106,14 +120,14 @@ impl Run<'_> {
     }
 }
 
-/// The rule of one config byte, with its emulated value and mask (0 unless emulated).
+/// The rule of one config byte, with its value and mask (0 when hidden).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteRule {
     /// The rule.
     pub rule: Rule,
-    /// Reset value when emulated.
+    /// Reset value (emulated) or pinned value (pinned, dynamic).
     pub value: u8,
-    /// Write mask when emulated.
+    /// Write mask (emulated) or pin mask (pinned, dynamic).
     pub mask: u8,
     /// Offset in the blob of the run holding this byte.
     pub blob_offset: usize,
@@ -190,7 +204,7 @@ impl<'a> Iterator for RunIter<'a> {
         let start = pci::rd16(self.blob, at)?;
         let len = pci::rd16(self.blob, at.saturating_add(2))?;
         let rule = Rule::from_u8(pci::rd8(self.blob, at.saturating_add(4))?)?;
-        let (value, mask): (&[u8], &[u8]) = if rule == Rule::Emulated {
+        let (value, mask): (&[u8], &[u8]) = if rule.has_data() {
             let n = usize::from(len);
             let v_end = self.data.checked_add(n)?;
             let m_end = v_end.checked_add(n)?;
@@ -267,6 +281,7 @@ impl<'a> PersonaRef<'a> {
         }
         let fv = le16(blob, 8)?;
         if fv != FORMAT_VERSION {
+            // The length and layout checks below mean nothing for another version: name it.
             return fail(8, ParseReason::UnsupportedFormat(fv));
         }
         if le16(blob, 0x0a)? != 0 {
@@ -319,16 +334,19 @@ impl<'a> PersonaRef<'a> {
             n_caps,
             n_runs,
         };
+        p.check_bar_table()?;
         p.check_caps()?;
-        let emulated = p.check_runs()?;
-        let expected = p.data_start().saturating_add(emulated.saturating_mul(2));
+        let data = p.check_runs()?;
+        let expected = p.data_start().saturating_add(data.saturating_mul(2));
         if blob.len() < expected {
             return fail(blob.len(), ParseReason::Truncated);
         }
         if blob.len() > expected {
             return fail(expected, ParseReason::TrailingBytes);
         }
+        p.check_pins()?;
         p.check_ids()?;
+        p.check_bar_bytes()?;
         p.check_cap_bytes()?;
         p.check_chain(Space::Standard)?;
         if p.config_size() > pci::CFG_SIZE {
@@ -408,6 +426,7 @@ impl<'a> PersonaRef<'a> {
         let mut expect_start = 0usize;
         let mut prev_rule: Option<Rule> = None;
         let mut emulated = 0usize;
+        let mut data = 0usize;
         for i in 0..self.n_runs {
             let at = self.runs_start().saturating_add(i.saturating_mul(RUN_LEN));
             let start = usize::from(le16(self.blob, at)?);
@@ -436,6 +455,9 @@ impl<'a> PersonaRef<'a> {
                     return fail(at.saturating_add(2), ParseReason::TooManyEmulated);
                 }
             }
+            if rule.has_data() {
+                data = data.saturating_add(len);
+            }
             prev_rule = Some(rule);
         }
         if expect_start != self.config_size() {
@@ -444,10 +466,63 @@ impl<'a> PersonaRef<'a> {
                 .saturating_add(self.n_runs.saturating_sub(1).saturating_mul(RUN_LEN));
             return fail(last.saturating_add(2), ParseReason::RunCoverage);
         }
-        Ok(emulated)
+        Ok(data)
     }
 
-    /// Validates the ID bytes: passthrough read-only, or emulated read-only with the ID value.
+    /// Validates the BAR table: each entry well-formed, reserved bytes zero.
+    fn check_bar_table(&self) -> Result<(), ParseError> {
+        let bars = self.bars();
+        for i in 0..NBARS {
+            let at = BARS_OFF.saturating_add(i.saturating_mul(BAR_LEN));
+            if BarKind::from_u8(byte(self.blob, at.saturating_add(8))?).is_none() {
+                return fail(at.saturating_add(8), ParseReason::BadBar);
+            }
+            if byte(self.blob, at.saturating_add(9))? & !1 != 0 {
+                return fail(at.saturating_add(9), ParseReason::NonZeroReserved);
+            }
+            for k in 10..BAR_LEN {
+                if byte(self.blob, at.saturating_add(k))? != 0 {
+                    return fail(at.saturating_add(k), ParseReason::NonZeroReserved);
+                }
+            }
+            if !BarInfo::valid(&bars, i) {
+                return fail(at, ParseReason::BadBar);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates that pinned and dynamic bytes have no value bits outside their pin mask.
+    fn check_pins(&self) -> Result<(), ParseError> {
+        for r in self.runs().filter(|r| r.rule.is_pass()) {
+            if r.value.iter().zip(r.mask.iter()).any(|(v, m)| v & !m != 0) {
+                return fail(r.blob_offset, ParseReason::PinValue);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the BAR and ROM registers: emulated exactly as the BAR table says.
+    fn check_bar_bytes(&self) -> Result<(), ParseError> {
+        let bars = self.bars();
+        for (i, &reg) in BAR_REGS.iter().enumerate() {
+            let (value, mask) = BarInfo::register(&bars, i);
+            for k in 0..4 {
+                let b = self
+                    .byte_rule(reg.saturating_add(k))
+                    .ok_or(ParseError::new(0, ParseReason::RunCoverage))?;
+                let ok = b.rule == Rule::Emulated
+                    && Some(&b.value) == value.get(k)
+                    && Some(&b.mask) == mask.get(k);
+                if !ok {
+                    return fail(b.blob_offset, ParseReason::BarRegister);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the ID bytes: pinned whole to the ID value, or emulated read-only with it.
     fn check_ids(&self) -> Result<(), ParseError> {
         let ids = self.ids();
         for f in IdField::ALL {
@@ -457,7 +532,11 @@ impl<'a> PersonaRef<'a> {
                     .byte_rule(off)
                     .ok_or(ParseError::new(0, ParseReason::RunCoverage))?;
                 match b.rule {
-                    Rule::PassRo => {}
+                    Rule::Pinned if b.mask == 0xff => {
+                        if Some(b.value) != ids.byte_at(off) {
+                            return fail(b.blob_offset, ParseReason::IdValue);
+                        }
+                    }
                     Rule::Emulated if b.mask == 0 => {
                         if Some(b.value) != ids.byte_at(off) {
                             return fail(b.blob_offset, ParseReason::IdValue);
@@ -654,6 +733,29 @@ impl<'a> PersonaRef<'a> {
             self.byte_rule(off)
                 .is_some_and(|b| b.rule == Rule::Emulated)
         })
+    }
+
+    /// The BAR table: BAR 0..5 and the ROM (index 6).
+    pub fn bars(&self) -> [BarInfo; NBARS] {
+        let mut out = [BarInfo::default(); NBARS];
+        for (i, b) in out.iter_mut().enumerate() {
+            let at = BARS_OFF.saturating_add(i.saturating_mul(BAR_LEN));
+            let lo = u64::from(pci::rd32(self.blob, at).unwrap_or(0));
+            let hi = u64::from(pci::rd32(self.blob, at.saturating_add(4)).unwrap_or(0));
+            *b = BarInfo {
+                size: (hi << 32) | lo,
+                kind: pci::rd8(self.blob, at.saturating_add(8))
+                    .and_then(BarKind::from_u8)
+                    .unwrap_or_default(),
+                prefetch: pci::rd8(self.blob, at.saturating_add(9)).unwrap_or(0) & 1 != 0,
+            };
+        }
+        out
+    }
+
+    /// Size of the ROM the persona presents (0: none).
+    pub fn rom_size(&self) -> u64 {
+        self.bars().get(ROM_INDEX).map_or(0, |b| b.size)
     }
 
     /// Presented config size: 256 or 4096 bytes.

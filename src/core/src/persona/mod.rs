@@ -33,18 +33,19 @@
 //! ```
 //! use persona_core::persona::derive::{derive_blob, DeriveOptions, PasidRequest};
 //! use persona_core::persona::format::MAX_BLOB;
-//! use persona_core::persona::{PersonaModel, PersonaRef};
+//! use persona_core::persona::{BarInfo, DeviceView, PersonaModel, PersonaRef, NBARS};
 //!
-//! // A 4 KiB config dump of a device without capabilities.
+//! // A 4 KiB config dump of a device without capabilities or BARs.
 //! let mut dump = vec![0u8; 4096];
 //! dump[..4].copy_from_slice(&[0x36, 0x1b, 0x10, 0x00]);
+//! let dev = DeviceView { config: &dump, bars: Some([BarInfo::default(); NBARS]) };
 //! let opts = DeriveOptions {
 //!     pasid: Some(PasidRequest { width: 16, exec: false, privileged: false, offset: None }),
 //!     ..DeriveOptions::default()
 //! };
 //! let mut scratch = Box::<PersonaModel>::default();
 //! let mut blob = vec![0u8; MAX_BLOB];
-//! let n = derive_blob(&dump, &opts, &mut scratch, &mut blob)?;
+//! let n = derive_blob(&dev, &opts, &mut scratch, &mut blob)?;
 //! let p = PersonaRef::parse(&blob[..n])?;
 //! assert_eq!(p.name(), "1b36:0010");
 //! assert_eq!(p.pasid().map(|x| (x.offset, x.width)), Some((0xff8, 16)));
@@ -53,10 +54,13 @@
 
 pub mod check;
 pub mod derive;
+pub mod device;
 pub mod diff;
+pub mod fields;
 pub mod format;
 pub mod model;
 
+pub use device::{BarInfo, DeviceView, NBARS};
 pub use format::PersonaRef;
 pub use model::PersonaModel;
 
@@ -74,16 +78,23 @@ pub const MAX_EMULATED: usize = 1024;
 pub const SPACE: usize = 4096;
 
 /// How one byte of presented config space behaves.
+///
+/// Every non-hidden byte carries a value and a mask in the persona: for emulated bytes the reset
+/// value and the write mask; for pinned and dynamic bytes the value the device must have in the
+/// bits of the pin mask (the bits the [`check`] verifies against the device at selection, at
+/// every open and after every reset).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Rule {
     /// Reads 0, writes are dropped; the device is never accessed.
     #[default]
     Hidden = 0,
-    /// Reads come from the device (through vfio-pci-core); writes are dropped.
-    PassRo = 1,
-    /// Reads and writes go to the device through vfio-pci-core, which applies its own rules.
-    PassRw = 2,
+    /// Read-only passthrough: reads come from the device (through vfio-pci-core), writes are
+    /// dropped; every bit of the pin mask must equal the persona's value on the device.
+    Pinned = 1,
+    /// Device state: reads and writes go to the device through vfio-pci-core, which applies
+    /// its own rules; the read-only bits in the pin mask must still equal the persona's value.
+    Dynamic = 2,
     /// Served from the overlay's register state: value plus write mask.
     Emulated = 3,
 }
@@ -93,8 +104,8 @@ impl Rule {
     pub const fn from_u8(v: u8) -> Option<Self> {
         match v {
             0 => Some(Rule::Hidden),
-            1 => Some(Rule::PassRo),
-            2 => Some(Rule::PassRw),
+            1 => Some(Rule::Pinned),
+            2 => Some(Rule::Dynamic),
             3 => Some(Rule::Emulated),
             _ => None,
         }
@@ -102,15 +113,20 @@ impl Rule {
 
     /// True for the two passthrough rules.
     pub const fn is_pass(self) -> bool {
-        matches!(self, Rule::PassRo | Rule::PassRw)
+        matches!(self, Rule::Pinned | Rule::Dynamic)
+    }
+
+    /// True when the persona stores a value and a mask for bytes of this rule.
+    pub const fn has_data(self) -> bool {
+        !matches!(self, Rule::Hidden)
     }
 
     /// Name used by the text format and the tool.
     pub const fn name(self) -> &'static str {
         match self {
             Rule::Hidden => "hidden",
-            Rule::PassRo => "passthrough-ro",
-            Rule::PassRw => "passthrough-rw",
+            Rule::Pinned => "pinned",
+            Rule::Dynamic => "dynamic",
             Rule::Emulated => "emulated",
         }
     }

@@ -8,6 +8,8 @@
 
 use super::super::error::{Error, ParseError, ParseReason};
 use super::super::pci::{self, Space};
+use super::device::{BarInfo, NBARS};
+use super::format::BAR_REGS;
 use super::format::{cap_sort_key, PersonaRef, FORMAT_VERSION, MAGIC, NAME_OFF, RUN_LEN};
 use super::{
     pasid_bytes, CapEntry, CapKind, IdField, Ids, Rule, Version, MAX_CAPS, MAX_NAME, MAX_RUNS,
@@ -38,11 +40,13 @@ pub struct PersonaModel {
     pub caps: [CapEntry; MAX_CAPS],
     /// Number of used entries in `caps`.
     pub n_caps: usize,
+    /// BAR 0..5 and the ROM the persona presents.
+    pub bars: [BarInfo; NBARS],
     /// Rule of each config byte.
     pub rule: [Rule; SPACE],
-    /// Emulated (reset) value of each config byte; ignored unless the rule is emulated.
+    /// Reset value (emulated) or pinned value (pinned, dynamic) of each config byte.
     pub value: [u8; SPACE],
-    /// Write mask of each config byte; ignored unless the rule is emulated.
+    /// Write mask (emulated) or pin mask (pinned, dynamic) of each config byte.
     pub mask: [u8; SPACE],
 }
 
@@ -57,6 +61,7 @@ impl Default for PersonaModel {
             config_size: pci::CFG_SIZE,
             caps: [CapEntry::default(); MAX_CAPS],
             n_caps: 0,
+            bars: [BarInfo::default(); NBARS],
             rule: [Rule::Hidden; SPACE],
             value: [0; SPACE],
             mask: [0; SPACE],
@@ -118,6 +123,7 @@ impl PersonaModel {
         self.config_size = pci::CFG_SIZE;
         self.caps = [CapEntry::default(); MAX_CAPS];
         self.n_caps = 0;
+        self.bars = [BarInfo::default(); NBARS];
         self.rule = [Rule::Hidden; SPACE];
         self.value = [0; SPACE];
         self.mask = [0; SPACE];
@@ -175,6 +181,19 @@ impl PersonaModel {
         }
     }
 
+    /// Makes byte `off` pinned (or dynamic) with value `value` under pin mask `mask`.
+    pub fn set_pass(&mut self, off: usize, rule: Rule, value: u8, mask: u8) {
+        if let (Some(r), Some(v), Some(m)) = (
+            self.rule.get_mut(off),
+            self.value.get_mut(off),
+            self.mask.get_mut(off),
+        ) {
+            *r = rule;
+            *v = value & mask;
+            *m = mask;
+        }
+    }
+
     /// Makes byte `off` emulated with reset value `value` and write mask `mask`.
     pub fn set_emulated(&mut self, off: usize, value: u8, mask: u8) {
         if let (Some(r), Some(v), Some(m)) = (
@@ -196,11 +215,18 @@ impl PersonaModel {
         for f in IdField::ALL {
             let (o, w) = f.range();
             for off in o..o.saturating_add(w) {
+                let v = self.ids.byte_at(off).unwrap_or(0);
                 if self.emulated_ids & f.bit() != 0 {
-                    self.set_emulated(off, self.ids.byte_at(off).unwrap_or(0), 0);
+                    self.set_emulated(off, v, 0);
                 } else {
-                    self.set_rule(off, off.saturating_add(1), Rule::PassRo);
+                    self.set_pass(off, Rule::Pinned, v, 0xff);
                 }
+            }
+        }
+        for (i, &reg) in BAR_REGS.iter().enumerate() {
+            let (v, m) = BarInfo::register(&self.bars, i);
+            for (k, (v, m)) in v.iter().zip(m.iter()).enumerate() {
+                self.set_emulated(reg.saturating_add(k), *v, *m);
             }
         }
         for i in 0..self.n_caps {
@@ -359,6 +385,14 @@ impl PersonaModel {
         w.u16(0)?; // run count, patched below
         w.u16(0)?;
         w.bytes(&self.name)?;
+        for b in &self.bars {
+            w.u32(u32::try_from(b.size & 0xffff_ffff).unwrap_or(0))?;
+            w.u32(u32::try_from(b.size >> 32).unwrap_or(0))?;
+            w.u8(b.kind as u8)?;
+            w.u8(u8::from(b.prefetch))?;
+            w.u16(0)?;
+            w.u32(0)?;
+        }
         self.encode_caps(&mut w)?;
         let runs_at = w.pos;
         let n_runs = self.encode_runs(&mut w)?;
@@ -441,9 +475,20 @@ impl PersonaModel {
             let at = runs_at.saturating_add(k.saturating_mul(RUN_LEN));
             let len = usize::from(pci::rd16(w.out, at.saturating_add(2)).unwrap_or(0));
             let end = start.saturating_add(len);
-            if self.rule.get(start) == Some(&Rule::Emulated) {
-                w.bytes(self.value.get(start..end).unwrap_or(&[]))?;
-                w.bytes(self.mask.get(start..end).unwrap_or(&[]))?;
+            match self.rule.get(start) {
+                Some(Rule::Emulated) => {
+                    w.bytes(self.value.get(start..end).unwrap_or(&[]))?;
+                    w.bytes(self.mask.get(start..end).unwrap_or(&[]))?;
+                }
+                Some(Rule::Pinned | Rule::Dynamic) => {
+                    // Canonical: no value bits outside the pin mask.
+                    for off in start..end {
+                        let (_, v, m) = self.byte(off);
+                        w.u8(v & m)?;
+                    }
+                    w.bytes(self.mask.get(start..end).unwrap_or(&[]))?;
+                }
+                _ => {}
             }
             start = end;
         }
@@ -458,6 +503,7 @@ impl PersonaModel {
         self.version = p.version();
         self.ids = p.ids();
         self.config_size = p.config_size();
+        self.bars = p.bars();
         for f in IdField::ALL {
             if p.id_emulated(f) {
                 self.emulated_ids |= f.bit();
@@ -466,7 +512,7 @@ impl PersonaModel {
         for r in p.runs() {
             let s = usize::from(r.start);
             self.set_rule(s, r.end(), r.rule);
-            if r.rule == Rule::Emulated {
+            if r.rule.has_data() {
                 if let Some(v) = self.value.get_mut(s..r.end()) {
                     v.copy_from_slice(r.value);
                 }

@@ -25,7 +25,8 @@ pub fn ext_hdr(id: u16, ver: u8, next: u16) -> [u8; 4] {
 }
 
 /// `nvme()` plus extended capabilities: AER at 0x100, a physical PASID (width 16, exec) at
-/// 0x148, DSN at 0x150, and an unknown capability 0x7f at 0x160.
+/// 0x148, DSN at 0x150, an unknown capability 0x7f at 0x160 and LTR at 0x180 (an unknown
+/// capability owns the bytes up to the next one, so the LTR bounds it).
 pub fn nvme_ext() -> Vec<u8> {
     let mut d = nvme();
     put(&mut d, 0x100, &ext_hdr(0x01, 2, 0x148));
@@ -33,6 +34,43 @@ pub fn nvme_ext() -> Vec<u8> {
     put(&mut d, 0x14c, &((16u16 << 8) | 2).to_le_bytes());
     put(&mut d, 0x150, &ext_hdr(0x03, 1, 0x160));
     put(&mut d, 0x154, &0x1122_3344_5566_7788u64.to_le_bytes());
-    put(&mut d, 0x160, &ext_hdr(0x7f, 1, 0));
+    put(&mut d, 0x160, &ext_hdr(0x7f, 1, 0x180));
+    put(&mut d, 0x180, &ext_hdr(0x18, 1, 0));
     d
+}
+
+use persona_core::persona::device::BarKind;
+use persona_core::persona::{BarInfo, DeviceView, NBARS};
+
+/// A memory BAR of `size` bytes.
+pub fn mem(kind: BarKind, size: u64) -> BarInfo {
+    BarInfo {
+        size,
+        kind,
+        prefetch: false,
+    }
+}
+
+/// The BARs of the example devices: edu has a 1 MiB 32-bit BAR 0, the nvme a 16 KiB 64-bit
+/// BAR 0 (the synthetic dumps' BAR registers say the same types).
+pub fn bars_of(d: &[u8]) -> [BarInfo; NBARS] {
+    let mut b = [BarInfo::default(); NBARS];
+    if d[0..2] == [0x34, 0x12] {
+        b[0] = mem(BarKind::Mem32, 1 << 20);
+    } else {
+        b[0] = mem(BarKind::Mem64, 16 << 10);
+        b[1] = BarInfo {
+            kind: BarKind::Upper,
+            ..BarInfo::default()
+        };
+    }
+    b
+}
+
+/// The device view of a synthetic dump, with [`bars_of`].
+pub fn view(d: &[u8]) -> DeviceView<'_> {
+    DeviceView {
+        config: d,
+        bars: Some(bars_of(d)),
+    }
 }
