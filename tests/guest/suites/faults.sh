@@ -370,7 +370,7 @@ if [ -e "$ml" ]; then
 else
 	tap_skip "kmemleak: nothing leaked by the faults" "no kmemleak in the $PVP_FLAVOUR kernel"
 fi
-log_check "the whole suite"
+log_check "at the end (since the last check)"
 
 cleanup
 kill "$kmsg" 2>/dev/null
