@@ -118,6 +118,7 @@ void pvp_rs_remove(struct pci_dev *pdev);
 int pvp_rs_sriov_configure(struct pci_dev *pdev, int nr_virtfn);
 void pvp_rs_reset_prepare(struct pci_dev *pdev);
 void pvp_rs_reset_done(struct pci_dev *pdev);
+void pvp_rs_error_detected(struct pci_dev *pdev, unsigned int state);
 
 int pvp_rs_init(struct vfio_device *vdev);
 void pvp_rs_release(struct vfio_device *vdev);

@@ -597,6 +597,16 @@ impl vfio::Driver for PersonaDevice {
         dev.core().device_feature(flags, arg, argsz)
     }
 
+    /// A fatal error freezes the channel, and the PCI core then resets the link below the port
+    /// without calling `reset_done`: the function's state is gone as after any reset, so the
+    /// driver ends what it had the same way (sessions closed, their fds `ENODEV`, migration back
+    /// to RUNNING, the persona checked again). A non-fatal error changes nothing.
+    fn error_detected(dev: &Device<Self>, frozen: bool) {
+        if frozen {
+            Self::reset_done(dev);
+        }
+    }
+
     fn reset_done(dev: &Device<Self>) {
         let this = dev.data();
         let mut pending = this.reset_pending.lock();

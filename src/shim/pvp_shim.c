@@ -102,8 +102,18 @@ const char *pvp_shim_default_persona(void)
 	return pvp_shim_default_persona_param;
 }
 
+/*
+ * Trampoline: error_detected takes a C enum, which kCFI types differently in a Rust callback. Rust
+ * gets the channel state as a number; vfio-pci-core then signals the user as for vfio-pci.
+ */
+static pci_ers_result_t pvp_shim_error_detected(struct pci_dev *pdev, pci_channel_state_t state)
+{
+	pvp_rs_error_detected(pdev, (__force unsigned int)state);
+	return vfio_pci_core_aer_err_detected(pdev, state);
+}
+
 static const struct pci_error_handlers pvp_shim_err_handlers = {
-	.error_detected	= vfio_pci_core_aer_err_detected,
+	.error_detected	= pvp_shim_error_detected,
 	.reset_prepare	= pvp_rs_reset_prepare,
 	.reset_done	= pvp_rs_reset_done,
 };

@@ -159,6 +159,11 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
     /// Called with VFIO's locks held: an implementation must not wait for a lock that is held
     /// across calls into VFIO (use the deferred-reset pattern).
     fn reset_done(_dev: &Device<Self>) {}
+
+    /// AER reported an error on the function (`pci_error_handlers.error_detected`); `frozen`
+    /// when its channel is frozen or dead (a fatal error), after which the PCI core resets the
+    /// link without calling [`Driver::reset_done`]. The same rules as `reset_done`.
+    fn error_detected(_dev: &Device<Self>, _frozen: bool) {}
 }
 
 /// The registration of the shim's `pci_driver`; unregisters (unbinding every device) on drop.

@@ -29,6 +29,7 @@ macro_rules! declare_vfio_pci_driver {
                 -> kernel::ffi::c_int;
             reset_prepare(pdev: *mut kernel::bindings::pci_dev) -> ();
             reset_done(pdev: *mut kernel::bindings::pci_dev) -> ();
+            error_detected(pdev: *mut kernel::bindings::pci_dev, state: kernel::ffi::c_uint) -> ();
             init(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
             release(v: *mut $crate::vfio::RawVfioDevice) -> ();
             open_device(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
@@ -233,6 +234,27 @@ pub(crate) unsafe fn reset_prepare<T: Driver>(pdev: *mut kernel::bindings::pci_d
 pub(crate) unsafe fn reset_done<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
     // SAFETY: `pdev` is bound to this driver.
     T::reset_done(unsafe { drvdata::<T>(pdev) })
+}
+
+/// `pci_channel_io_normal` (`include/linux/pci.h`): an error the function recovers from without
+/// losing its state (non-fatal AER); the other values are a frozen or dead channel.
+const PCI_CHANNEL_IO_NORMAL: c_uint = 1;
+
+/// `pci_error_handlers.error_detected`, through the shim's trampoline (which then calls
+/// vfio-pci-core's own handler, signalling the user's error eventfd).
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver.
+pub(crate) unsafe fn error_detected<T: Driver>(
+    pdev: *mut kernel::bindings::pci_dev,
+    state: c_uint,
+) {
+    // SAFETY: `pdev` is bound to this driver.
+    T::error_detected(
+        unsafe { drvdata::<T>(pdev) },
+        state != PCI_CHANNEL_IO_NORMAL,
+    )
 }
 
 /// `vfio_device_ops.init`: core initialisation, then the driver's data, in place.
