@@ -19,6 +19,7 @@
 #   4. No kernel warning, oops or lockdep report.
 # Usage: migration.sh FILE.tap
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/klog.sh
 . /repo/tests/lib/pci.sh
 tap_begin "$1"
 
@@ -94,7 +95,7 @@ for b in $e0 $e1; do persona auto "$b" >/dev/null; done
 
 sleep 1
 kill "$kmsg"
-bad=$( (cat "$K"; dmesg) | grep -E 'WARNING:|BUG:|Oops|general protection fault|possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage' | head -n 3)
+bad=$( (cat "$K"; dmesg) | klog_reports | head -n 3)
 tap_ok "$([ -z "$bad" ]; echo $?)" "no kernel warning, oops or lockdep report ($(wc -l <"$K") log records)" "$bad"
 rm -f "$K"
 for b in $e0 $e1 $n0; do pvp-bind "$b" none >/dev/null 2>&1; done

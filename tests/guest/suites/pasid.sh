@@ -13,6 +13,7 @@
 #   5. the fixture unloaded: the nvme is back as it was (no extended capability), unbound.
 # Usage: pasid.sh FILE.tap    (PVP_DRIVER overrides the driver name under test)
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/klog.sh
 . /repo/tests/lib/pci.sh
 tap_begin "$1"
 
@@ -181,6 +182,6 @@ tap_ok "$([ -d "$dev" ] && [ -z "$(pasid_cap)" ] && [ "$(cfg_dword 256)" = 00000
 	"0x100: $(cfg_dword 256)"
 tap_ok "$([ ! -e "$dev/driver" ] && [ -z "$(cat "$dev/driver_override" 2>/dev/null | grep -v '^(null)$')" ]; echo $?)" \
 	"$n0 left unbound with driver_override cleared"
-bad=$(dmesg | tail -n +$((klog0 + 1)) | grep -E 'WARNING:|BUG:|Oops|general protection' | head -n 3)
+bad=$(dmesg | tail -n +$((klog0 + 1)) | klog_reports | head -n 3)
 tap_ok "$([ -z "$bad" ]; echo $?)" "no kernel warning or oops during the suite" "$bad"
 tap_end

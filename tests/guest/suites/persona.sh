@@ -19,6 +19,7 @@
 # Until the driver has the persona attribute, everything is skipped (never passed).
 # Usage: persona.sh FILE.tap    (PVP_DRIVER overrides the driver name)
 . /repo/tests/lib/tap.sh
+. /repo/tests/lib/klog.sh
 . /repo/tests/lib/pci.sh
 tap_begin "$1"
 
@@ -294,6 +295,6 @@ else
 	rmmod pasid_fixture 2>/dev/null
 fi
 
-bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection fault|possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage' | head -n 3)
+bad=$(dmesg | klog_reports | head -n 3)
 tap_ok "$([ -z "$bad" ]; echo $?)" "no kernel warning, oops or lockdep report" "$bad"
 finish
