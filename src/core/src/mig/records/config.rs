@@ -7,8 +7,8 @@
 //! then refuses a state its persona cannot reach (`overlay::OverlayState::is_reachable`: a bit
 //! the guest cannot write off its reset value) before it takes any of it.
 
-use super::RecordError;
 use super::super::super::persona::MAX_EMULATED;
+use super::RecordError;
 
 /// Record tag of the emulated config registers.
 pub const TAG: u32 = 0x0000_0100;

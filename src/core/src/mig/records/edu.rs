@@ -22,9 +22,9 @@
 //! otherwise). See the driver's edu backend for how the fields are read from the frozen device
 //! and replayed.
 
-use super::{put, rd32, rd64, RecordError};
 use super::super::dirty::Span;
 use super::super::stream::DeviceKind;
+use super::{put, rd32, rd64, RecordError};
 
 /// The stream's device kind of an edu.
 pub const KIND: DeviceKind = DeviceKind::EDU;
@@ -181,7 +181,15 @@ mod tests {
             EduRecord::decode(&b[..63]),
             Err(RecordError::Length { want: 64, got: 63 })
         ));
-        for (at, v) in [(0, 4u8), (8, 1), (12, 1), (20, 1), (48, 8), (52, 1), (60, 1)] {
+        for (at, v) in [
+            (0, 4u8),
+            (8, 1),
+            (12, 1),
+            (20, 1),
+            (48, 8),
+            (52, 1),
+            (60, 1),
+        ] {
             let mut c = b;
             if let Some(x) = c.get_mut(at) {
                 *x |= v;
