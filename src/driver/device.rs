@@ -14,7 +14,7 @@
 //! before unlocking (see [`StateGuard`]). This is the deferred-reset pattern of mlx5 and virtio.
 
 use crate::{
-    edu::{self, Edu},
+    backend::AnyBackend,
     migration::{self, Migration, Session},
     persona::{self, Active, Selector},
     persona_core::{overlay::OverlayState, persona::SPACE},
@@ -41,7 +41,7 @@ pub(crate) struct State {
     pub(crate) regs: KBox<OverlayState>,
     /// A user has the device open: the persona cannot change.
     pub(crate) open: bool,
-    /// Migration, for devices with a backend (the edu); `None`: no migration feature.
+    /// Migration, for devices with a backend; `None`: no migration feature.
     pub(crate) mig: Option<Migration>,
 }
 
@@ -67,7 +67,7 @@ impl State {
                 dump.get(at + 1).copied().unwrap_or(0),
             ])
         };
-        let mig = Edu::matches(id(0), id(2)).then(Migration::new);
+        let mig = AnyBackend::for_function(id(0), id(2)).map(Migration::new);
         let mut state = State {
             resets: 0,
             dump,
@@ -123,6 +123,8 @@ pub(crate) struct PersonaDevice {
     /// The device has a migration backend (`state.mig` is `Some`); fixed at bind, so that
     /// `mmap` (under `mmap_lock`) never takes `state`, which is held across user copies.
     migratable: bool,
+    /// The BAR the backend traps, fixed at bind for the same reason.
+    trapped_bar: Option<u32>,
 }
 
 /// `state` locked; on drop, runs any deferred reset before unlocking.
@@ -185,10 +187,16 @@ impl vfio::Driver for PersonaDevice {
     fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
         let state = State::new(core);
         let migratable = state.as_ref().is_ok_and(|s| s.mig.is_some());
+        let trapped_bar = state
+            .as_ref()
+            .ok()
+            .and_then(|s| s.mig.as_ref())
+            .and_then(|m| m.backend.trapped_bar());
         try_pin_init!(PersonaDevice {
             state <- new_mutex!(state?),
             reset_pending <- new_spinlock!(false),
             migratable,
+            trapped_bar,
         })
     }
 
@@ -307,7 +315,7 @@ impl vfio::Driver for PersonaDevice {
         if io.region_index() == vfio::CONFIG_REGION_INDEX {
             return crate::config::write(dev, io);
         }
-        if io.region_index() == u64::from(edu::BAR) && dev.data().migratable {
+        if dev.data().trapped_bar.map(u64::from) == Some(io.region_index()) {
             // The trap bypasses vfio_pci_rw(): resume from runtime suspend as it does, before
             // `state` (the resume takes the core's memory_lock and may signal the user).
             let _pm = dev.core().pm_active()?;
@@ -344,8 +352,9 @@ impl vfio::Driver for PersonaDevice {
         Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur.value())
     }
 
-    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
-        Migration::data_size()
+    fn migration_data_size(dev: &Device<Self>) -> Result<usize> {
+        let state = dev.data().lock_state();
+        state.mig.as_ref().ok_or(EOPNOTSUPP)?.data_size()
     }
 
     fn dirty_logging(dev: &Device<Self>) -> bool {
@@ -380,19 +389,19 @@ impl vfio::Driver for PersonaDevice {
     fn ioctl(dev: &Device<Self>, cmd: u32, arg: usize) -> Result<isize> {
         if cmd == vfio::DEVICE_IOEVENTFD && dev.data().migratable {
             // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts would
-            // escape the P2P hold and the dirty log. The edu's only BAR is the trapped one.
+            // escape the P2P hold and the dirty log of the trapped BAR.
             return Err(EOPNOTSUPP);
         }
         dev.core().ioctl(cmd, arg)
     }
 
     fn mmap_allowed(dev: &Device<Self>, index: u64) -> bool {
-        index != u64::from(edu::BAR) || !dev.data().migratable
+        dev.data().trapped_bar.map(u64::from) != Some(index)
     }
 
     fn region_info_flags(dev: &Device<Self>, index: u32, flags: &mut u32) {
-        if index == edu::BAR && dev.data().migratable {
-            // BAR0 is trapped: QEMU falls back to read/write.
+        if dev.data().trapped_bar == Some(index) {
+            // The BAR is trapped: QEMU falls back to read/write.
             *flags &= !vfio::REGION_INFO_FLAG_MMAP;
         }
     }
