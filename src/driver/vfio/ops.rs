@@ -11,6 +11,7 @@ use super::{
     device::{CoreDevice, Device, RegionIo},
     dirty::{DirtyBitmap, LogRanges},
     driver::Driver,
+    error::rw_result,
 };
 use kernel::{
     error::{from_err_ptr, from_result},
@@ -278,13 +279,6 @@ pub(crate) unsafe fn open_device<T: Driver>(v: *mut bindings::vfio_device) -> c_
 pub(crate) unsafe fn close_device<T: Driver>(v: *mut bindings::vfio_device) {
     // SAFETY: `v` is a registered device of this driver.
     T::close_device(unsafe { dev::<T>(v) })
-}
-
-pub(super) fn rw_result(r: Result<usize>) -> isize {
-    match r {
-        Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
-        Err(e) => isize::try_from(e.to_errno()).unwrap_or(-22),
-    }
 }
 
 /// `vfio_device_ops.read`.
