@@ -53,6 +53,7 @@
 
 pub mod check;
 pub mod derive;
+pub mod descriptor;
 pub mod diff;
 pub mod format;
 pub mod model;
