@@ -17,7 +17,11 @@ use crate::{
     backend::AnyBackend,
     migration::{self, Migration, Session},
     persona::{self, Active, Selector},
-    persona_core::{overlay::OverlayState, persona::SPACE},
+    persona_core::{
+        mig::fsm::{Caps, State as MigState},
+        overlay::OverlayState,
+        persona::SPACE,
+    },
     vfio::{self, CoreDevice, Device, DirtyBitmap, LogRanges, RegionIo},
 };
 use core::fmt::Write;
@@ -327,15 +331,15 @@ impl vfio::Driver for PersonaDevice {
         dev.core().write(io)
     }
 
-    fn migration_flags(dev: &Device<Self>) -> u32 {
+    fn migration_flags(dev: &Device<Self>) -> Caps {
         if dev.data().migratable {
-            migration::CAPS.0
+            migration::CAPS
         } else {
-            0
+            Caps(0)
         }
     }
 
-    fn migration_set_state(dev: &Device<Self>, new: u32) -> Result<Option<vfio::NewFile>> {
+    fn migration_set_state(dev: &Device<Self>, new: MigState) -> Result<Option<vfio::NewFile>> {
         let mut guard = dev.data().lock_state();
         let state = &mut *guard;
         let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
@@ -347,9 +351,9 @@ impl vfio::Driver for PersonaDevice {
         mig.set_state(&mut ctx, new)
     }
 
-    fn migration_get_state(dev: &Device<Self>) -> Result<u32> {
+    fn migration_get_state(dev: &Device<Self>) -> Result<MigState> {
         let state = dev.data().lock_state();
-        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur.value())
+        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur)
     }
 
     fn migration_data_size(dev: &Device<Self>) -> Result<usize> {

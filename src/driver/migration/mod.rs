@@ -156,9 +156,12 @@ impl Migration {
         self.backend.bar_write(core, io, gate, &mut self.log)
     }
 
-    /// Moves to `new` (a uAPI state value) arc by arc; returns the fd the last arc opened.
-    pub(crate) fn set_state(&mut self, ctx: &mut Ctx<'_>, new: u32) -> Result<Option<NewFile>> {
-        let target = MigState::try_from(new).map_err(|_| EINVAL)?;
+    /// Moves to `target` arc by arc; returns the fd the last arc opened.
+    pub(crate) fn set_state(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        target: MigState,
+    ) -> Result<Option<NewFile>> {
         if target == MigState::Error {
             return Err(EINVAL);
         }

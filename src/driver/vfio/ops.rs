@@ -13,6 +13,7 @@ use super::{
     driver::Driver,
     error::rw_result,
 };
+use crate::persona_core::mig::fsm::State as MigrationState;
 use kernel::{
     error::{from_err_ptr, from_result},
     prelude::*,
@@ -165,7 +166,7 @@ pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c
         // SAFETY: vfio-pci-core requires the driver data to be the core device.
         unsafe { bindings::pvp_shim_set_drvdata(pdev, core) };
         // SAFETY: `init` succeeded, so `core` is a container of this driver.
-        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) });
+        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) }).0;
         if flags != 0 {
             // SAFETY: Not registered yet: nothing reads the migration fields concurrently.
             unsafe { bindings::pvp_shim_enable_migration(core, flags) };
@@ -553,6 +554,10 @@ pub(crate) unsafe fn migration_set_state<T: Driver>(
     v: *mut bindings::vfio_device,
     new: u32,
 ) -> *mut kernel::bindings::file {
+    // The uAPI value is checked here: the driver sees only states the uAPI defines.
+    let Ok(new) = MigrationState::try_from(new) else {
+        return EINVAL.to_ptr();
+    };
     // SAFETY: `v` is a registered device of this driver.
     match T::migration_set_state(unsafe { dev::<T>(v) }, new) {
         Ok(Some(f)) => f.into_raw(),
@@ -574,7 +579,7 @@ pub(crate) unsafe fn migration_get_state<T: Driver>(
         // SAFETY: `v` is a registered device of this driver.
         let s = T::migration_get_state(unsafe { dev::<T>(v) })?;
         // SAFETY: The shim passes a valid local.
-        unsafe { *state = s };
+        unsafe { *state = s.value() };
         Ok(0)
     })
 }
