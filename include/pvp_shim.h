@@ -77,6 +77,9 @@ bool pvp_shim_precopy_info_v2(struct vfio_device *vdev);
 
 /* vfio-pci-core's map of a BAR (vfio_pci_core_get_iomap()), for vfio_pci_core_io*(); ERR_PTR. */
 void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar);
+/* down_write()/up_write() of vfio-pci-core's memory_lock (the structure is opaque to Rust). */
+void pvp_shim_memory_write_lock(struct vfio_pci_core_device *vdev);
+void pvp_shim_memory_write_unlock(struct vfio_pci_core_device *vdev);
 /* pm_runtime_resume_and_get() and pm_runtime_put() of the function (static inlines). */
 int pvp_shim_pm_get(struct vfio_pci_core_device *vdev);
 void pvp_shim_pm_put(struct vfio_pci_core_device *vdev);
@@ -109,6 +112,7 @@ ssize_t pvp_rs_desc_rw(struct vfio_pci_core_device *vdev, char __user *buf, size
 int pvp_rs_probe(struct pci_dev *pdev);
 void pvp_rs_remove(struct pci_dev *pdev);
 int pvp_rs_sriov_configure(struct pci_dev *pdev, int nr_virtfn);
+void pvp_rs_reset_prepare(struct pci_dev *pdev);
 void pvp_rs_reset_done(struct pci_dev *pdev);
 
 int pvp_rs_init(struct vfio_device *vdev);

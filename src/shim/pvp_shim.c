@@ -104,6 +104,7 @@ const char *pvp_shim_default_persona(void)
 
 static const struct pci_error_handlers pvp_shim_err_handlers = {
 	.error_detected	= vfio_pci_core_aer_err_detected,
+	.reset_prepare	= pvp_rs_reset_prepare,
 	.reset_done	= pvp_rs_reset_done,
 };
 
@@ -320,6 +321,16 @@ bool pvp_shim_precopy_info_v2(struct vfio_device *vdev)
 void __iomem *pvp_shim_bar_iomap(struct vfio_pci_core_device *vdev, unsigned int bar)
 {
 	return vfio_pci_core_get_iomap(vdev, bar);
+}
+
+void pvp_shim_memory_write_lock(struct vfio_pci_core_device *vdev)
+{
+	down_write(&vdev->memory_lock);
+}
+
+void pvp_shim_memory_write_unlock(struct vfio_pci_core_device *vdev)
+{
+	up_write(&vdev->memory_lock);
 }
 
 int pvp_shim_pm_get(struct vfio_pci_core_device *vdev)

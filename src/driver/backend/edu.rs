@@ -15,11 +15,12 @@
 //! restored non-zero IRQ status is raised when the device leaves STOP (a stopped device must
 //! not interrupt); until then the IRQ status register reads 0, and a save in between carries it.
 //!
-//! Every BAR access goes through vfio-pci-core's checked accessors (see
-//! `CoreDevice::bar_read32`): while memory decoding is off (or the function is in D3hot) the
-//! device cannot be read, so it cannot be quiesced nor saved: those arcs fail with `EIO` and
-//! the device goes to ERROR (a save never records what a BAR that does not decode reads as), and
-//! a dirty-log report counts a logged DMA as still running until a report reads the device idle.
+//! The backend's BAR accesses (see `CoreDevice::bar_read32`) hold vfio-pci-core's memory_lock
+//! and turn memory decoding on for themselves when the guest turned it off, as the core does for
+//! the MSI-X table: a save, a quiesce wait and a dirty-log report see the device as it is
+//! whatever the guest's COMMAND register says (a BAR that does not decode would read as "idle,
+//! nothing pending"). A function in D3hot cannot be reached: `EIO` fails the arc (ERROR), and a
+//! dirty-log report counts a logged DMA as still running until a report reads the device idle.
 //!
 //! Limits of this reference backend: the 4 KiB DMA scratch buffer (device address 0x40000) is
 //! reachable only by DMA and is not migrated; the non-start bits of the DMA command register

@@ -147,6 +147,13 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
     /// core filled them in.
     fn region_info_flags(_dev: &Device<Self>, _index: u32, _flags: &mut u32) {}
 
+    /// The PCI core is about to reset the function (`pci_error_handlers.reset_prepare`). The
+    /// default does nothing: the driver's work is in [`Driver::reset_done`]. Having the callback
+    /// at all tells the PCI core the driver knows (without it every reset, one per open among
+    /// them, logs a "resetting" warning). Called with the device lock held, and by VFIO with
+    /// its locks held: the same rules as `reset_done`.
+    fn reset_prepare(_dev: &Device<Self>) {}
+
     /// The PCI core finished resetting the function (FLR, `VFIO_DEVICE_RESET`, bus reset).
     ///
     /// Called with VFIO's locks held: an implementation must not wait for a lock that is held

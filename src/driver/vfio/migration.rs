@@ -40,9 +40,9 @@ pub(crate) trait DataFileOps: Send + Sync + 'static {
     fn poll(&self, waiter: &PollWaiter<'_>) -> u32;
 }
 
-/// `poll()` events of a data fd (`POLLIN | POLLRDNORM`, `POLLOUT | POLLWRNORM`,
-/// `POLLERR | POLLHUP`, from this architecture's uapi `poll.h`, which the `EPOLL*` `__poll_t`
-/// values `.poll` returns equal).
+/// `poll()` events of a data fd: readable (`POLLIN | POLLRDNORM`). The values are the uapi
+/// `poll.h` ones of the architecture built for; `.poll` returns `EPOLL*` `__poll_t` bits, which
+/// equal them wherever that header is the generic one (x86, arm64, riscv among others).
 pub(crate) const POLL_IN: u32 = kernel::bindings::POLLIN | kernel::bindings::POLLRDNORM;
 /// Writable.
 pub(crate) const POLL_OUT: u32 = kernel::bindings::POLLOUT | kernel::bindings::POLLWRNORM;
@@ -255,18 +255,20 @@ impl CoreDevice {
     }
 
     // BAR registers for a backend (save, load, quiesce waits, the dirty log, a held DMA
-    // start): always through vfio-pci-core's `vfio_pci_core_ioread*`/`iowrite*` with
-    // `test_mem`, as the core's own BAR accesses are made. They take `memory_lock` for read, so
-    // they wait for a reset, a COMMAND or power-state change or a runtime suspend/resume the
-    // core makes under it for write, and they refuse with `EIO` while memory decoding is off or
-    // the function is in D3hot or below: no MMIO reaches a BAR that does not decode (an
-    // Unsupported Request, fatal on some platforms). `EIO` means "the device cannot be read
-    // now", never "idle": a backend fails what needs the device (an arc fails, the device goes
-    // to ERROR) or assumes the worst (a DMA it cannot see end is still running). Each access
-    // takes and drops the lock, so waits between polls hold nothing of the core. Never call
-    // them with `memory_lock` held for write: not from `reset_done` (the core holds it around
-    // resets), which is why resets only drop driver state. 64 bits go through the core's
-    // `ioread64`/`iowrite64` (right for memory and I/O BARs, unlike `readq`/`writeq`).
+    // start): these are the driver's accesses on the device's behalf, made as vfio-pci-core
+    // makes its own accesses to the MSI-X table for the user (`vfio_pci_memory_lock_and_enable`):
+    // under `memory_lock` held for write, so no reset, COMMAND or power-state change and no
+    // runtime suspend or resume (all under it for write) runs meanwhile, with memory decoding
+    // turned on for the access if the user turned it off, and COMMAND put back after. A save
+    // therefore does not depend on the guest's COMMAND register: with decoding off it reads the
+    // device as it is (a DMA the guest started before clearing decoding is seen running and
+    // waited for, and is in the dirty log until seen done). A function in D3hot or below cannot
+    // be reached: `EIO`, which a backend must treat as "cannot quiesce / cannot save" (the arc
+    // fails, the device goes to ERROR), never as "idle". The lock is taken and dropped around
+    // each access, so waits between polls hold nothing of the core. Never call these with
+    // `memory_lock` held: not from `reset_done` (the core holds it around resets), which is why
+    // resets only drop driver state. 64 bits go through the core's `ioread64`/`iowrite64` (right
+    // for memory and I/O BARs, unlike `readq`/`writeq` on an iomap cookie).
 
     /// The address of the register at `off` of BAR `bar` in vfio-pci-core's map of it, for the
     /// core's accessors: `len` bytes, naturally aligned, inside the BAR.
@@ -286,14 +288,60 @@ impl CoreDevice {
             .cast::<c_void>())
     }
 
-    /// Reads the 32-bit register at `off` of BAR `bar` (see the notes above; `EIO` while the
-    /// BAR does not decode).
+    /// Runs `access` (one MMIO through the core's accessors without their own locking) with
+    /// `memory_lock` held for write and memory decoding on (see the notes above).
+    fn device_access(
+        &self,
+        access: impl FnOnce(*mut bindings::vfio_pci_core_device) -> c_int,
+    ) -> Result {
+        /// `PCI_D3hot` (`pci_power_t`).
+        const PCI_D3HOT: kernel::bindings::pci_power_t = 3;
+        let raw = self.as_raw();
+        // SAFETY: By the type invariants `pdev` is the bound function.
+        let pdev = unsafe { bindings::pvp_shim_pdev(raw) };
+        // SAFETY: The core device is initialised, so its `memory_lock` is; not held by this task
+        // (see the notes above). Released below on every path.
+        unsafe { bindings::pvp_shim_memory_write_lock(raw) };
+        // SAFETY: `pdev` is valid; `current_state` changes only under `memory_lock` held for
+        // write (the core's power-state changes), which we hold.
+        let r = if unsafe { (*pdev).current_state } >= PCI_D3HOT {
+            Err(EIO)
+        } else {
+            let mut cmd = 0u16;
+            let mem = kernel::bindings::PCI_COMMAND_MEMORY as u16;
+            let at = kernel::bindings::PCI_COMMAND as c_int;
+            // SAFETY: `pdev` is valid; COMMAND is a config register every function has.
+            to_result(unsafe { kernel::bindings::pci_read_config_word(pdev, at, &mut cmd) })
+                .and_then(|()| {
+                    if cmd & mem == 0 {
+                        // SAFETY: As above; COMMAND is put back below.
+                        to_result(unsafe {
+                            kernel::bindings::pci_write_config_word(pdev, at, cmd | mem)
+                        })?;
+                    }
+                    let r = to_result(access(raw));
+                    if cmd & mem == 0 {
+                        // SAFETY: As above: the user's COMMAND again.
+                        unsafe { kernel::bindings::pci_write_config_word(pdev, at, cmd) };
+                    }
+                    r
+                })
+        };
+        // SAFETY: Taken above.
+        unsafe { bindings::pvp_shim_memory_write_unlock(raw) };
+        r
+    }
+
+    /// Reads the 32-bit register at `off` of BAR `bar` (see the notes above).
     pub(crate) fn bar_read32(&self, bar: u32, off: u32) -> Result<u32> {
         let at = self.bar_reg(bar, u64::from(off), 4)?;
         let mut v = 0u32;
-        // SAFETY: `at` is a naturally aligned register inside the BAR's map (`bar_reg`); the
-        // core's helper takes `memory_lock` and checks decoding and power state before the read.
-        to_result(unsafe { bindings::vfio_pci_core_ioread32(self.as_raw(), true, &mut v, at) })?;
+        // SAFETY: `at` is a naturally aligned register inside the BAR's map (`bar_reg`), and
+        // `device_access` holds `memory_lock` with decoding on and the function in D0-D2, which
+        // is what the core's `test_mem` check would have ensured.
+        self.device_access(|raw| unsafe {
+            bindings::vfio_pci_core_ioread32(raw, false, &mut v, at)
+        })?;
         Ok(v)
     }
 
@@ -302,7 +350,9 @@ impl CoreDevice {
         let at = self.bar_reg(bar, u64::from(off), 8)?;
         let mut v = 0u64;
         // SAFETY: As for `bar_read32`.
-        to_result(unsafe { bindings::vfio_pci_core_ioread64(self.as_raw(), true, &mut v, at) })?;
+        self.device_access(|raw| unsafe {
+            bindings::vfio_pci_core_ioread64(raw, false, &mut v, at)
+        })?;
         Ok(v)
     }
 
@@ -310,14 +360,14 @@ impl CoreDevice {
     pub(crate) fn bar_write32(&self, bar: u32, off: u32, v: u32) -> Result {
         let at = self.bar_reg(bar, u64::from(off), 4)?;
         // SAFETY: As for `bar_read32`.
-        to_result(unsafe { bindings::vfio_pci_core_iowrite32(self.as_raw(), true, v, at) })
+        self.device_access(|raw| unsafe { bindings::vfio_pci_core_iowrite32(raw, false, v, at) })
     }
 
     /// Writes the 64-bit register at `off` of BAR `bar` (as `bar_read32`).
     pub(crate) fn bar_write64(&self, bar: u32, off: u32, v: u64) -> Result {
         let at = self.bar_reg(bar, u64::from(off), 8)?;
         // SAFETY: As for `bar_read32`.
-        to_result(unsafe { bindings::vfio_pci_core_iowrite64(self.as_raw(), true, v, at) })
+        self.device_access(|raw| unsafe { bindings::vfio_pci_core_iowrite64(raw, false, v, at) })
     }
 
     /// A user's write of `len` (1, 2, 4 or 8) bytes of `val` at `off` of the memory BAR `bar`,

@@ -29,6 +29,7 @@ macro_rules! declare_vfio_pci_driver {
             remove(pdev: *mut kernel::bindings::pci_dev) -> ();
             sriov_configure(pdev: *mut kernel::bindings::pci_dev, n: kernel::ffi::c_int)
                 -> kernel::ffi::c_int;
+            reset_prepare(pdev: *mut kernel::bindings::pci_dev) -> ();
             reset_done(pdev: *mut kernel::bindings::pci_dev) -> ();
             init(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
             release(v: *mut $crate::vfio::RawVfioDevice) -> ();
@@ -214,6 +215,16 @@ pub(crate) unsafe fn sriov_configure<T: Driver>(
     // SAFETY: `pdev` is bound to this driver.
     let dev = unsafe { drvdata::<T>(pdev) };
     from_result(|| dev.core().sriov_configure(n))
+}
+
+/// `pci_error_handlers.reset_prepare`.
+///
+/// # Safety
+///
+/// `pdev` is bound to this driver.
+pub(crate) unsafe fn reset_prepare<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
+    // SAFETY: `pdev` is bound to this driver.
+    T::reset_prepare(unsafe { drvdata::<T>(pdev) })
 }
 
 /// `pci_error_handlers.reset_done`.
