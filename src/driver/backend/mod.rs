@@ -19,17 +19,19 @@
 //!
 //! A second device (say `foo`) is one new file, one selector arm and one ID-table row:
 //!
-//! 1. The record format: `src/core/src/mig/records/foo.rs` with its `TAG` (the next free
-//!    `0x000N_xxxx` block, see the core's `mig::records`), its `KIND` (a new
-//!    `stream::DeviceKind`), the payload layout in the module doc, `encode` and `decode`
-//!    (validate); list it in `records/mod.rs`, decode it in the tool's `inspect-stream`
-//!    (`src/tool/src/stream.rs`, one match arm) and add a fuzz target or a case of the
-//!    `records` one (`tests/fuzz/fuzz_targets/records.rs`). These are the core's and the tool's
-//!    files, not the driver's.
+//! 1. The record format, in the core (not the driver): `src/core/src/mig/records/foo.rs` with
+//!    its `TAG` (the next free `0x000N_xxxx` block, see the core's `mig::records`), its `KIND`
+//!    (a new `stream::DeviceKind` constant, with its arm in `DeviceKind::name`), the payload
+//!    layout in the module doc, `encode` and `decode` (the validator), and `pub mod foo;` in
+//!    `records/mod.rs`. The tool's `inspect-stream` (`src/tool/src/stream.rs`) gets an arm in
+//!    `known_len`, `decode` and `record_name` and renders the fields; the fuzz target
+//!    `tests/fuzz/fuzz_targets/records.rs` gets a case.
 //! 2. `src/driver/backend/foo.rs`: a type implementing [`Backend`] (copy the shape of
 //!    [`edu::Edu`]). Its `RECORDS` lists its records; a large state (a memory BAR, say) is
-//!    several records of at most `LIMITS.max_record` bytes each (chunks with consecutive tags),
-//!    and `LIMITS.max_total` is raised to fit; `save` fills them all from the frozen device and
+//!    several records of at most `LIMITS.max_record` bytes each (chunks with consecutive tags;
+//!    at most 63 records per backend, the image's bitmap of received records) or fewer, larger
+//!    ones with `LIMITS.max_record` raised, and `LIMITS.max_total` raised to fit; the image is a
+//!    `KVVec`, so a large state is vmalloc'ed. `save` fills them all from the frozen device and
 //!    `load` takes them all, after `validate` accepted them.
 //! 3. One selector arm: add `Foo(foo::Foo),` to the `backends!` list at the bottom of this file
 //!    (and `mod foo;` next to `mod edu;`). The macro generates the enum variant, the selector

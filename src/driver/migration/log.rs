@@ -48,9 +48,9 @@ impl Migration {
         if !self.log.is_active() {
             return Err(LogError::NotStarted.into());
         }
-        // A device that cannot be read (memory decoding off, D3hot) may still be writing RAM
-        // (bus mastering is separate): a logged DMA counts as running until a report reads the
-        // device idle, so its pages are reported again rather than forgotten.
+        // A device that cannot be read (D3hot) may still have a DMA landing: a logged DMA counts
+        // as running until a report reads the device idle, so its pages are reported again
+        // rather than forgotten.
         let busy = self.backend.dma_busy(core).unwrap_or(true);
         Ok(self.log.read_and_clear(iova, len, busy, out)?)
     }

@@ -43,7 +43,9 @@
 //! The device's `state` mutex is taken before a session's own mutex, never after: file
 //! operations take only the session's. The log lives under `state`; a report sets bits in the
 //! user's bitmap (pinning user pages, so taking `mmap_lock`) with `state` held, the order that
-//! user copies under `state` already set (`mmap` never takes `state`).
+//! user copies under `state` already set (`mmap` never takes `state`). The backend's device
+//! accesses take vfio-pci-core's `memory_lock` for write under `state`, one access at a time (the
+//! order config writes already set); reset paths hold `memory_lock` and only try `state`.
 //!
 //! A session's mutex is a leaf held for in-memory work only: never across a user copy (data fd
 //! `read()`/`write()` encode into or decode from a bounce buffer under it and copy with it
