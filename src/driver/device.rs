@@ -34,10 +34,11 @@
 //! `mmap_lock`) never takes `state`.
 
 use crate::{
-    edu::{self, Edu},
+    backend::AnyBackend,
     migration::{self, Migration, Session},
     persona::{self, Active, Selector},
     persona_core::{
+        mig::fsm::{Caps, State as MigState},
         overlay::OverlayState,
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
@@ -80,7 +81,7 @@ pub(crate) struct State {
     pub(crate) regs: KBox<OverlayState>,
     /// A user has the device open: the persona cannot change.
     pub(crate) open: bool,
-    /// Migration, for devices with a backend (the edu); `None`: no migration feature.
+    /// Migration, for devices with a backend; `None`: no migration feature.
     pub(crate) mig: Option<Migration>,
 }
 
@@ -168,7 +169,7 @@ impl State {
                 dump.get(at + 1).copied().unwrap_or(0),
             ])
         };
-        let mig = Edu::matches(id(0), id(2)).then(Migration::new);
+        let mig = AnyBackend::for_function(id(0), id(2)).map(Migration::new);
         let mut state = State {
             resets: 0,
             dump,
@@ -232,6 +233,8 @@ pub(crate) struct PersonaDevice {
     /// The device has a migration backend (`state.mig` is `Some`); fixed at bind, so that
     /// `mmap` (under `mmap_lock`) never takes `state`, which is held across user copies.
     migratable: bool,
+    /// The BAR the backend traps, fixed at bind for the same reason.
+    trapped_bar: Option<u32>,
     /// Size BAR 0..5 and the ROM are presented at (`u64::MAX`: the device's); written with
     /// `state` held when the persona changes, read without it (mmap).
     bar_size: [Atomic<u64>; NBARS],
@@ -333,6 +336,11 @@ impl vfio::Driver for PersonaDevice {
     fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
         let state = State::new(core);
         let migratable = state.as_ref().is_ok_and(|s| s.mig.is_some());
+        let trapped_bar = state
+            .as_ref()
+            .ok()
+            .and_then(|s| s.mig.as_ref())
+            .and_then(|m| m.backend.trapped_bar());
         let sizes = state
             .as_ref()
             .map_or([u64::MAX; NBARS], |s| s.presented_sizes());
@@ -340,6 +348,7 @@ impl vfio::Driver for PersonaDevice {
             state <- new_mutex!(state?),
             reset_pending <- new_spinlock!(false),
             migratable,
+            trapped_bar,
             bar_size: sizes.map(Atomic::new),
             stale: Atomic::new(false),
         })
@@ -476,7 +485,7 @@ impl vfio::Driver for PersonaDevice {
             return crate::config::write(dev, io);
         }
         dev.data().bound_bar_io(io)?;
-        if io.region_index() == u64::from(edu::BAR) && dev.data().migratable {
+        if dev.data().trapped_bar.map(u64::from) == Some(io.region_index()) {
             // The trap bypasses vfio_pci_rw(): resume from runtime suspend as it does, before
             // `state` (the resume takes the core's memory_lock and may signal the user).
             let _pm = dev.core().pm_active()?;
@@ -488,15 +497,15 @@ impl vfio::Driver for PersonaDevice {
         dev.core().write(io)
     }
 
-    fn migration_flags(dev: &Device<Self>) -> u32 {
+    fn migration_flags(dev: &Device<Self>) -> Caps {
         if dev.data().migratable {
-            migration::CAPS.0
+            migration::CAPS
         } else {
-            0
+            Caps(0)
         }
     }
 
-    fn migration_set_state(dev: &Device<Self>, new: u32) -> Result<Option<vfio::NewFile>> {
+    fn migration_set_state(dev: &Device<Self>, new: MigState) -> Result<Option<vfio::NewFile>> {
         let mut guard = dev.data().lock_state(dev.core());
         let state = &mut *guard;
         let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
@@ -508,13 +517,14 @@ impl vfio::Driver for PersonaDevice {
         mig.set_state(&mut ctx, new)
     }
 
-    fn migration_get_state(dev: &Device<Self>) -> Result<u32> {
+    fn migration_get_state(dev: &Device<Self>) -> Result<MigState> {
         let state = dev.data().lock_state(dev.core());
-        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur.value())
+        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur)
     }
 
-    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
-        Migration::data_size()
+    fn migration_data_size(dev: &Device<Self>) -> Result<usize> {
+        let state = dev.data().lock_state(dev.core());
+        state.mig.as_ref().ok_or(EOPNOTSUPP)?.data_size()
     }
 
     fn dirty_logging(dev: &Device<Self>) -> bool {
@@ -550,8 +560,7 @@ impl vfio::Driver for PersonaDevice {
         if cmd == vfio::DEVICE_IOEVENTFD {
             if dev.data().migratable {
                 // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts
-                // would escape the P2P hold and the dirty log. The edu's only BAR is the trapped
-                // one.
+                // would escape the P2P hold and the dirty log of the trapped BAR.
                 return Err(EOPNOTSUPP);
             }
             ioeventfd_bounds(dev.data(), arg)?;
@@ -561,7 +570,7 @@ impl vfio::Driver for PersonaDevice {
 
     fn mmap_allowed(dev: &Device<Self>, index: u64, offset: u64, len: u64) -> Result {
         let this = dev.data();
-        if index == u64::from(edu::BAR) && this.migratable {
+        if this.trapped_bar.map(u64::from) == Some(index) {
             return Err(EINVAL);
         }
         let Some(limit) = this.clamp(index) else {
@@ -578,8 +587,8 @@ impl vfio::Driver for PersonaDevice {
 
     fn region_info(dev: &Device<Self>, index: u32, flags: &mut u32, size: &mut u64) {
         let this = dev.data();
-        if index == edu::BAR && this.migratable {
-            // BAR0 is trapped: QEMU falls back to read/write.
+        if this.trapped_bar == Some(index) {
+            // The BAR is trapped: QEMU falls back to read/write.
             *flags &= !vfio::REGION_INFO_FLAG_MMAP;
         }
         if let Some(limit) = this.clamp(u64::from(index)) {

@@ -8,6 +8,7 @@ use crate::persona_core::{
     persona::{
         check::{check_with, IommuPasid},
         derive::{derive_blob, DeriveOptions, PasidRequest},
+        descriptor,
         model::PersonaModel,
         BarInfo, CapEntry, DeviceView, Ids, PersonaRef, Version, MAX_NAME, NBARS, SPACE,
     },
@@ -15,12 +16,9 @@ use crate::persona_core::{
 use crate::vfio::{CoreDevice, Firmware, PasidStatus};
 use kernel::{device, prelude::*, str::CString};
 
-/// Subtype of the persona descriptor region (`"PERS"`), under the vendor region type.
-pub(crate) const DESC_SUBTYPE: u32 = 0x5045_5253;
-/// Magic at the start of the descriptor region.
-const DESC_MAGIC: &[u8; 8] = b"PVPDESC1";
-/// Descriptor header: magic, format version, blob length, digest; the blob follows.
-pub(crate) const DESC_HEADER: usize = 48;
+/// Subtype of the persona descriptor region (`"PERS"`), under the vendor region type; the
+/// region's format is the core's `persona::descriptor`.
+pub(crate) const DESC_SUBTYPE: u32 = descriptor::SUBTYPE;
 /// Largest blob accepted from the firmware loader (a persona is at most a few KiB).
 const MAX_BLOB: usize = 16 * 1024;
 /// Largest name@major.minor a user can write.
@@ -115,33 +113,14 @@ impl Active {
 
     /// Size of the descriptor region.
     pub(crate) fn desc_len(&self) -> usize {
-        DESC_HEADER.saturating_add(self.blob.len())
+        descriptor::region_len(self.blob.len())
     }
 
     /// Copies bytes of the descriptor region, from `offset`, into `out`; returns how many.
     pub(crate) fn desc_read(&self, offset: usize, out: &mut [u8]) -> Result<usize> {
         let p = self.persona()?;
-        let mut head = [0u8; DESC_HEADER];
-        head[..8].copy_from_slice(DESC_MAGIC);
-        head[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let len = u32::try_from(self.blob.len()).map_err(|_| EINVAL)?;
-        head[12..16].copy_from_slice(&len.to_le_bytes());
-        head[16..48].copy_from_slice(&p.digest());
-        let mut done = 0usize;
-        for (i, b) in out.iter_mut().enumerate() {
-            let at = offset.saturating_add(i);
-            let v = if at < DESC_HEADER {
-                head.get(at).copied()
-            } else {
-                self.blob.get(at - DESC_HEADER).copied()
-            };
-            match v {
-                Some(v) => *b = v,
-                None => break,
-            }
-            done = i + 1;
-        }
-        Ok(done)
+        let head = descriptor::header(self.blob.len(), &p.digest()).ok_or(EINVAL)?;
+        Ok(descriptor::read(&head, &self.blob, offset, out))
     }
 }
 

@@ -4,13 +4,16 @@
 //!
 //! This crate root is a table of contents. Every `unsafe` and every FFI call is in [`vfio`]; the
 //! rest is safe Rust: [`device`] holds the per-device state and the VFIO operations the driver
-//! changes, [`config`] the config-space path.
+//! changes, [`config`] the config-space path, [`migration`] VFIO migration and dirty logging
+//! (device-independent), [`backend`] what each migratable device needs, [`error`] the errnos of
+//! the core's errors.
 
 use kernel::prelude::*;
 
+mod backend;
 mod config;
 mod device;
-mod edu;
+mod error;
 mod migration;
 mod persona;
 mod vfio;

@@ -7,6 +7,8 @@
 //!   ([`stream::Writer`], [`stream::Parser`]).
 //! - [`checksum`] is the stream's fast word-wise checksum, fused with the copy.
 //! - [`dirty`] is device dirty page logging: tracked ranges, the dirty set and reports.
+//! - [`records`] are the payloads the stream carries (config registers, each backend's state),
+//!   with their encoders and validators.
 //!
 //! All of it is pure: no allocation, no I/O, no locks. The kernel glue owns the buffers, copies
 //! user memory, and executes the decisions.
@@ -14,4 +16,5 @@
 pub mod checksum;
 pub mod dirty;
 pub mod fsm;
+pub mod records;
 pub mod stream;

@@ -2,7 +2,7 @@
 
 //! The vfio-pci-core device and the container VFIO allocates around it.
 
-use super::bindings;
+use super::{bindings, error::errno_or};
 use kernel::{device, error::to_result, prelude::*, types::Opaque, uaccess::UserPtr};
 
 /// A `struct vfio_pci_core_device`, as a variant driver sees it.
@@ -347,15 +347,6 @@ pub(crate) const REGION_INFO_FLAG_MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MM
 /// Region type of device-specific regions: `VFIO_REGION_TYPE_PCI_VENDOR_TYPE`, or'ed with the
 /// PCI vendor ID.
 pub(crate) const VENDOR_REGION_TYPE: u32 = bindings::VFIO_REGION_TYPE_PCI_VENDOR_TYPE;
-
-/// Converts a `long` the C side returns (value or negative errno) into a `Result`.
-pub(super) fn errno_or(r: c_long) -> Result<isize> {
-    if r < 0 {
-        Err(Error::from_errno(i32::try_from(r).unwrap_or(-22)))
-    } else {
-        Ok(r)
-    }
-}
 
 /// The container VFIO allocates for each device: the core device first, the variant's own
 /// per-device data after it.

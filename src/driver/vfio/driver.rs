@@ -8,6 +8,7 @@ use super::{
     dirty::{DirtyBitmap, LogRanges},
     migration::{DataFileOps, NewFile},
 };
+use crate::persona_core::mig::fsm::{Caps as MigrationCaps, State as MigrationState};
 use kernel::{error::to_result, prelude::*, uaccess::UserPtr};
 
 /// A vfio-pci-core variant driver.
@@ -83,20 +84,21 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
         Err(EINVAL)
     }
 
-    /// The `VFIO_MIGRATION_*` flags of the device, asked once before it is registered; 0 (the
+    /// The `VFIO_MIGRATION_*` flags of the device, asked once before it is registered; none (the
     /// default) offers no migration: VFIO then reports the feature as unsupported.
-    fn migration_flags(_dev: &Device<Self>) -> u32 {
-        0
+    fn migration_flags(_dev: &Device<Self>) -> MigrationCaps {
+        MigrationCaps(0)
     }
 
-    /// Moves the device to the migration state `new` (a uAPI value); returns the data fd the
-    /// last arc opened, if any. Called only when [`Driver::migration_flags`] offered migration.
-    fn migration_set_state(_dev: &Device<Self>, _new: u32) -> Result<Option<NewFile>> {
+    /// Moves the device to the migration state `new`; returns the data fd the last arc opened,
+    /// if any. Called only when [`Driver::migration_flags`] offered migration, and only with a
+    /// state the uAPI defines (the entry point refuses other values with `EINVAL`).
+    fn migration_set_state(_dev: &Device<Self>, _new: MigrationState) -> Result<Option<NewFile>> {
         Err(EOPNOTSUPP)
     }
 
-    /// The current migration state (a uAPI value).
-    fn migration_get_state(_dev: &Device<Self>) -> Result<u32> {
+    /// The current migration state.
+    fn migration_get_state(_dev: &Device<Self>) -> Result<MigrationState> {
         Err(EOPNOTSUPP)
     }
 

@@ -16,7 +16,7 @@
 //! What the file needs of the device (whether the user opted in to PRECOPY_INFOv2) is copied
 //! into it when it is made, while the device is open.
 
-use super::{bindings, device::CoreDevice};
+use super::{bindings, device::CoreDevice, error::rw_result};
 use kernel::{
     error::{from_err_ptr, to_result},
     prelude::*,
@@ -144,7 +144,7 @@ pub(crate) unsafe fn mig_read<F: DataFileOps>(
 ) -> isize {
     // SAFETY: Per the function's contract.
     let fp = unsafe { priv_of::<F>(p) };
-    super::ops::rw_result(fp.session.read(UserPtr::from_ptr(buf.cast()), len))
+    rw_result(fp.session.read(UserPtr::from_ptr(buf.cast()), len))
 }
 
 /// `write()` on a data fd.
@@ -160,7 +160,7 @@ pub(crate) unsafe fn mig_write<F: DataFileOps>(
     // SAFETY: Per the function's contract.
     let fp = unsafe { priv_of::<F>(p) };
     let user = UserPtr::from_ptr(buf.cast_mut().cast());
-    super::ops::rw_result(fp.session.write(user, len))
+    rw_result(fp.session.write(user, len))
 }
 
 /// Bytes of `struct vfio_precopy_info` up to and including `dirty_bytes`.

@@ -10,6 +10,7 @@ mod bindings;
 mod device;
 mod dirty;
 mod driver;
+mod error;
 mod firmware;
 mod migration;
 #[doc(hidden)]

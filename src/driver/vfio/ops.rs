@@ -11,7 +11,9 @@ use super::{
     device::{CoreDevice, Device, RegionIo},
     dirty::{DirtyBitmap, LogRanges},
     driver::Driver,
+    error::rw_result,
 };
+use crate::persona_core::mig::fsm::State as MigrationState;
 use kernel::{
     error::{from_err_ptr, from_result},
     prelude::*,
@@ -166,7 +168,7 @@ pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c
         // SAFETY: vfio-pci-core requires the driver data to be the core device.
         unsafe { bindings::pvp_shim_set_drvdata(pdev, core) };
         // SAFETY: `init` succeeded, so `core` is a container of this driver.
-        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) });
+        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) }).0;
         if flags != 0 {
             // SAFETY: Not registered yet: nothing reads the migration fields concurrently.
             unsafe { bindings::pvp_shim_enable_migration(core, flags) };
@@ -311,13 +313,6 @@ pub(crate) unsafe fn open_device<T: Driver>(v: *mut bindings::vfio_device) -> c_
 pub(crate) unsafe fn close_device<T: Driver>(v: *mut bindings::vfio_device) {
     // SAFETY: `v` is a registered device of this driver.
     T::close_device(unsafe { dev::<T>(v) })
-}
-
-pub(super) fn rw_result(r: Result<usize>) -> isize {
-    match r {
-        Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
-        Err(e) => isize::try_from(e.to_errno()).unwrap_or(-22),
-    }
 }
 
 /// `vfio_device_ops.read`.
@@ -595,6 +590,10 @@ pub(crate) unsafe fn migration_set_state<T: Driver>(
     v: *mut bindings::vfio_device,
     new: u32,
 ) -> *mut kernel::bindings::file {
+    // The uAPI value is checked here: the driver sees only states the uAPI defines.
+    let Ok(new) = MigrationState::try_from(new) else {
+        return EINVAL.to_ptr();
+    };
     // SAFETY: `v` is a registered device of this driver.
     match T::migration_set_state(unsafe { dev::<T>(v) }, new) {
         Ok(Some(f)) => f.into_raw(),
@@ -616,7 +615,7 @@ pub(crate) unsafe fn migration_get_state<T: Driver>(
         // SAFETY: `v` is a registered device of this driver.
         let s = T::migration_get_state(unsafe { dev::<T>(v) })?;
         // SAFETY: The shim passes a valid local.
-        unsafe { *state = s };
+        unsafe { *state = s.value() };
         Ok(0)
     })
 }

@@ -5,7 +5,7 @@
 //! inputs; [`super::vfio`] does the system calls.
 
 use persona_core::pci::{self, CapWalker, Space};
-use persona_core::persona::{PersonaRef, Rule};
+use persona_core::persona::{descriptor, PersonaRef, Rule};
 use persona_core::sha256::{Sha256, DIGEST_LEN};
 
 /// Normalises a PCI address: `01:00.0` becomes `0000:01:00.0`; hex digits are lowercased.
@@ -34,13 +34,13 @@ pub fn normalize_bdf(s: &str) -> Result<String, String> {
 /// Region type of the descriptor region without the vendor ID (`VFIO_REGION_TYPE_PCI_VENDOR_TYPE`).
 pub const REGION_TYPE_PCI_VENDOR: u32 = 1 << 31;
 /// Subtype of the descriptor region: `"PERS"` as a big-endian u32.
-pub const DESC_SUBTYPE: u32 = u32::from_be_bytes(*b"PERS");
+pub const DESC_SUBTYPE: u32 = descriptor::SUBTYPE;
 /// Magic at the start of the descriptor region.
-pub const DESC_MAGIC: [u8; 8] = *b"PVPDESC1";
+pub const DESC_MAGIC: [u8; 8] = descriptor::MAGIC;
 /// Format version of the descriptor region this tool reads.
-pub const DESC_VERSION: u32 = 1;
+pub const DESC_VERSION: u32 = descriptor::VERSION;
 /// Size of the descriptor header before the blob.
-pub const DESC_HEADER: usize = 48;
+pub const DESC_HEADER: usize = descriptor::HEADER_LEN;
 
 /// The persona published by the descriptor region.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,58 +52,27 @@ pub struct Descriptor {
 }
 
 /// Parses the descriptor region's contents (`region` is what reading the region from offset 0
-/// gave, `region_size` its size from the region info).
+/// gave, `region_size` its size from the region info), with the core's
+/// [`descriptor::parse`], and checks that the blob parses as a persona.
 ///
 /// # Errors
 ///
 /// A message saying what is wrong: magic, version, length, size, digest or blob.
 pub fn parse_descriptor(region: &[u8], region_size: u64) -> Result<Descriptor, String> {
-    let head = region
-        .get(..DESC_HEADER)
-        .ok_or_else(|| format!("{} bytes, shorter than its 48-byte header", region.len()))?;
-    if head.get(..8) != Some(&DESC_MAGIC[..]) {
-        return Err(format!("bad magic {}", hex(head.get(..8).unwrap_or(&[]))));
-    }
-    let version = pci::rd32(head, 8).unwrap_or(0);
-    if version != DESC_VERSION {
-        return Err(format!(
-            "format version {version}, this tool reads {DESC_VERSION}"
-        ));
-    }
-    let len = usize::try_from(pci::rd32(head, 12).unwrap_or(0)).unwrap_or(usize::MAX);
-    let want = (DESC_HEADER as u64).saturating_add(len as u64);
-    if region_size != want {
-        return Err(format!(
-            "region size {region_size} but header plus blob length is {want}"
-        ));
-    }
-    let blob = region
-        .get(DESC_HEADER..DESC_HEADER.saturating_add(len))
-        .ok_or_else(|| format!("blob of {len} bytes runs past the {} read", region.len()))?;
-    let mut digest = [0u8; DIGEST_LEN];
-    digest.copy_from_slice(head.get(16..16 + DIGEST_LEN).unwrap_or(&[0; DIGEST_LEN]));
-    let actual = Sha256::digest(blob);
-    if actual != digest {
-        return Err(format!(
-            "digest {} is not the blob's SHA-256 {}",
-            hex(&digest),
-            hex(&actual)
-        ));
-    }
-    PersonaRef::parse(blob).map_err(|e| format!("the published blob is invalid: {e}"))?;
+    let d = descriptor::parse(region, region_size).map_err(|e| e.to_string())?;
+    PersonaRef::parse(d.blob).map_err(|e| format!("the published blob is invalid: {e}"))?;
     Ok(Descriptor {
-        digest,
-        blob: blob.to_vec(),
+        digest: d.digest,
+        blob: d.blob.to_vec(),
     })
 }
 
 /// Builds descriptor region contents (the inverse of [`parse_descriptor`]; for tests).
 pub fn encode_descriptor(blob: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(DESC_HEADER + blob.len());
-    v.extend_from_slice(&DESC_MAGIC);
-    v.extend_from_slice(&DESC_VERSION.to_le_bytes());
-    v.extend_from_slice(&u32::try_from(blob.len()).unwrap_or(0).to_le_bytes());
-    v.extend_from_slice(&Sha256::digest(blob));
+    let head = descriptor::header(blob.len(), &Sha256::digest(blob))
+        .unwrap_or([0; descriptor::HEADER_LEN]);
+    let mut v = Vec::with_capacity(descriptor::region_len(blob.len()));
+    v.extend_from_slice(&head);
     v.extend_from_slice(blob);
     v
 }

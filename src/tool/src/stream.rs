@@ -2,13 +2,16 @@
 //!
 //! The stream is read in pieces and decoded with the kernel's own decoder
 //! ([`persona_core::mig::stream::Parser`]), accepting any persona and device kind, so what this
-//! prints is what a destination would see before it compares the identity with its own.
+//! prints is what a destination would see before it compares the identity with its own. Records
+//! whose tag the core defines (`persona_core::mig::records`) are decoded with the kernel's own
+//! validators and their fields shown; others are listed only.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use persona_core::mig::records::{self, config::ConfigRecord, edu::EduRecord, RecordError};
 use persona_core::mig::stream::{
     Disposition, Errno, Expect, Identity, Limits, Parser, Progress, Reason, RecordInfo, Sink,
     StreamError, FORMAT_VERSION,
@@ -17,13 +20,40 @@ use persona_core::mig::stream::{
 /// Size of the pieces the file is read and decoded in.
 const PIECE: usize = 1 << 16;
 
-/// Collects what the decoder reports; it needs no payload, so every record is discarded.
+/// Collects what the decoder reports: every record header, and the payload of each record the
+/// core defines (the others are discarded).
 #[derive(Default)]
 struct Report {
     /// The header, once accepted.
     id: Option<Identity>,
-    /// Every record header, in stream order.
-    records: Vec<RecordInfo>,
+    /// Every record header, in stream order, with the payload of a known record.
+    records: Vec<(RecordInfo, Option<Vec<u8>>)>,
+}
+
+/// The payload length of a record the core defines, by tag.
+fn known_len(tag: u32) -> Option<usize> {
+    match tag {
+        records::config::TAG => Some(records::config::LEN),
+        records::edu::TAG => Some(records::edu::LEN),
+        _ => None,
+    }
+}
+
+/// A known record, decoded with the core's validator.
+enum Decoded<'a> {
+    /// `TAG_CONFIG`.
+    Config(ConfigRecord<'a>),
+    /// `TAG_EDU`.
+    Edu(EduRecord),
+}
+
+/// Decodes `payload` of a record with tag `tag`; `None` for a tag the core does not define.
+fn decode(tag: u32, payload: &[u8]) -> Option<Result<Decoded<'_>, RecordError>> {
+    match tag {
+        records::config::TAG => Some(ConfigRecord::decode(payload).map(Decoded::Config)),
+        records::edu::TAG => Some(EduRecord::decode(payload).map(Decoded::Edu)),
+        _ => None,
+    }
 }
 
 impl Sink for Report {
@@ -33,14 +63,30 @@ impl Sink for Report {
     }
 
     fn begin_record(&mut self, rec: &RecordInfo) -> Result<Disposition, Reason> {
-        self.records.push(*rec);
-        // The tool knows no tag's meaning, but lists every record, mandatory or not.
-        Ok(Disposition::Discard)
+        // Every record is listed, mandatory or not; a known one of a length it can have is
+        // staged for decoding (one of another length is shown as invalid, not refused here).
+        let known = known_len(rec.tag).filter(|&n| u64::try_from(n).ok() == Some(rec.len));
+        match known {
+            Some(n) => {
+                self.records.push((*rec, Some(vec![0; n])));
+                Ok(Disposition::Stage)
+            }
+            None => {
+                self.records.push((*rec, None));
+                Ok(Disposition::Discard)
+            }
+        }
     }
 
-    fn stage(&mut self, _offset: u64, _want: usize) -> Result<&mut [u8], Reason> {
-        // Never called: every record is discarded.
-        Err(Reason::NoStagingSpace)
+    fn stage(&mut self, offset: u64, want: usize) -> Result<&mut [u8], Reason> {
+        let buf = self
+            .records
+            .last_mut()
+            .and_then(|(_, p)| p.as_mut())
+            .ok_or(Reason::NoStagingSpace)?;
+        let at = usize::try_from(offset).map_err(|_| Reason::InvalidRecord)?;
+        let end = at.saturating_add(want).min(buf.len());
+        buf.get_mut(at..end).ok_or(Reason::InvalidRecord)
     }
 }
 
@@ -171,7 +217,7 @@ fn render_text(path: &str, report: &Report, total: u64, outcome: &Outcome) -> St
         }
     }
     let _ = writeln!(s, "records:        {}", report.records.len());
-    for r in &report.records {
+    for (r, payload) in &report.records {
         let kind = if r.mandatory {
             "mandatory"
         } else {
@@ -179,9 +225,15 @@ fn render_text(path: &str, report: &Report, total: u64, outcome: &Outcome) -> St
         };
         let _ = writeln!(
             s,
-            "  at {:>10}  tag {:#010x}  {kind}  {} bytes",
-            r.offset, r.tag, r.len
+            "  at {:>10}  tag {:#010x}  {kind}  {} bytes{}",
+            r.offset,
+            r.tag,
+            r.len,
+            record_name(r.tag)
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
         );
+        render_record_text(&mut s, r, payload.as_deref());
     }
     match outcome {
         Outcome::Valid(sum) => {
@@ -196,6 +248,97 @@ fn render_text(path: &str, report: &Report, total: u64, outcome: &Outcome) -> St
     s
 }
 
+/// The name of a record the core defines.
+fn record_name(tag: u32) -> Option<&'static str> {
+    match tag {
+        records::config::TAG => Some("config registers"),
+        records::edu::TAG => Some("edu state"),
+        _ => None,
+    }
+}
+
+/// The decoded fields of a known record, indented under its line.
+fn render_record_text(s: &mut String, r: &RecordInfo, payload: Option<&[u8]>) {
+    let decoded = match payload {
+        Some(p) => decode(r.tag, p),
+        // Known tag, but a length it cannot have.
+        None => known_len(r.tag).map(|want| {
+            Err(RecordError::Length {
+                want,
+                got: usize::try_from(r.len).unwrap_or(usize::MAX),
+            })
+        }),
+    };
+    match decoded {
+        None => {}
+        Some(Err(e)) => {
+            let _ = writeln!(s, "      invalid: {e}");
+        }
+        Some(Ok(Decoded::Config(c))) => {
+            let slots: Vec<String> = c.nonzero().map(|(i, b)| format!("{i}={b:#04x}")).collect();
+            let _ = writeln!(
+                s,
+                "      non-zero slots: {}",
+                if slots.is_empty() {
+                    "none".to_owned()
+                } else {
+                    slots.join(" ")
+                }
+            );
+        }
+        Some(Ok(Decoded::Edu(e))) => {
+            let _ = writeln!(
+                s,
+                "      flags {:#x}  liveness {:#010x}  factorial {:#x}  status {:#x}  irq status {:#x}",
+                e.flags, e.liveness, e.fact, e.status, e.irq_status
+            );
+            let _ = writeln!(
+                s,
+                "      dma command {:#x}  source {:#x}  dest {:#x}  count {:#x}  held command {:#x}",
+                e.dma_cmd, e.dma_src, e.dma_dst, e.dma_cnt, e.held_cmd
+            );
+        }
+    }
+}
+
+/// The decoded fields of a known record as JSON (`null` for an unknown tag).
+fn record_json(r: &RecordInfo, payload: Option<&[u8]>) -> serde_json::Value {
+    let decoded = match payload {
+        Some(p) => decode(r.tag, p),
+        None => known_len(r.tag).map(|want| {
+            Err(RecordError::Length {
+                want,
+                got: usize::try_from(r.len).unwrap_or(usize::MAX),
+            })
+        }),
+    };
+    match decoded {
+        None => serde_json::Value::Null,
+        Some(Err(e)) => serde_json::json!({ "invalid": e.to_string() }),
+        Some(Ok(Decoded::Config(c))) => {
+            let slots: serde_json::Map<String, serde_json::Value> = c
+                .nonzero()
+                .map(|(i, b)| (i.to_string(), serde_json::json!(b)))
+                .collect();
+            serde_json::json!({ "config_nonzero_slots": slots })
+        }
+        Some(Ok(Decoded::Edu(e))) => serde_json::json!({
+            "edu": {
+                "flags": e.flags,
+                "liveness": e.liveness,
+                "factorial": e.fact,
+                "status": e.status,
+                "irq_status": e.irq_status,
+                "dma_command": e.dma_cmd,
+                "dma_source": e.dma_src,
+                "dma_dest": e.dma_dst,
+                "dma_count": e.dma_cnt,
+                "held_command": e.held_cmd,
+            }
+        }),
+    }
+}
+
 /// The JSON summary.
 fn render_json(report: &Report, total: u64, outcome: &Outcome) -> String {
     let persona = report.id.as_ref().map(|id| {
@@ -208,12 +351,14 @@ fn render_json(report: &Report, total: u64, outcome: &Outcome) -> String {
     let records: Vec<_> = report
         .records
         .iter()
-        .map(|r| {
+        .map(|(r, payload)| {
             serde_json::json!({
                 "offset": r.offset,
                 "tag": r.tag,
                 "mandatory": r.mandatory,
                 "len": r.len,
+                "name": record_name(r.tag),
+                "decoded": record_json(r, payload.as_deref()),
             })
         })
         .collect();
@@ -322,6 +467,66 @@ mod tests {
             .join("persona-no-such-dir")
             .join("stream");
         assert!(inspect(&missing, false).is_err());
+    }
+
+    #[test]
+    fn known_records_are_decoded() {
+        let id = Identity {
+            kind: DeviceKind::EDU,
+            persona: PersonaId::new(b"edu-v1", 2, [0xcd; 32]).expect("name"),
+        };
+        let mut config = [0u8; records::config::LEN];
+        config[3] = 0x46;
+        let mut edu = [0u8; records::edu::LEN];
+        EduRecord {
+            flags: records::edu::FLAG_LIVENESS,
+            liveness: 0x1234,
+            dma_cnt: 16,
+            ..EduRecord::default()
+        }
+        .encode(&mut edu);
+        let mut bad = edu;
+        bad[52] = 1;
+        let recs = [
+            Record {
+                tag: records::config::TAG,
+                mandatory: true,
+                payload: &config,
+            },
+            Record {
+                tag: records::edu::TAG,
+                mandatory: true,
+                payload: &edu,
+            },
+            Record {
+                tag: records::edu::TAG,
+                mandatory: true,
+                payload: &bad,
+            },
+        ];
+        let mut w = Writer::new(&id);
+        let mut out = vec![0u8; 4096];
+        let n = w.fill(&recs[..], &mut out).expect("encode");
+        out.truncate(n);
+        let mut report = Report::default();
+        let mut p = Parser::new(Expect::ANY, Limits::UNLIMITED);
+        assert_eq!(p.feed(&out, &mut report), Ok(Progress::Done));
+        let text = render_text("f", &report, 7, &Outcome::Valid(1));
+        assert!(text.contains("non-zero slots: 3=0x46"), "{text}");
+        assert!(text.contains("liveness 0x00001234"), "{text}");
+        assert!(
+            text.contains("invalid: invalid reserved at payload offset 52"),
+            "{text}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render_json(&report, 7, &Outcome::Valid(1))).expect("JSON");
+        assert_eq!(
+            v["records"][0]["decoded"]["config_nonzero_slots"]["3"],
+            0x46
+        );
+        assert_eq!(v["records"][1]["decoded"]["edu"]["liveness"], 0x1234);
+        assert_eq!(v["records"][1]["name"], "edu state");
+        assert!(v["records"][2]["decoded"]["invalid"].is_string());
     }
 
     #[test]

@@ -54,6 +54,7 @@
 
 pub mod check;
 pub mod derive;
+pub mod descriptor;
 pub mod device;
 pub mod diff;
 pub mod fields;

@@ -46,41 +46,35 @@
 //! is logged although edu most likely drops it (conservative). Counts past the top of the IOVA
 //! space are cut there.
 //!
-//! # Record `TAG_EDU` (0x0001_0001, mandatory), 64 bytes, little-endian
+//! # Record
 //!
-//! ```text
-//!   0  u32  flags          bit 0: liveness written, bit 1: factorial written; others 0
-//!   4  u32  liveness       the value last written to 0x04
-//!   8  u32  factorial      the input last written to 0x08
-//!  12  u32  status         0x20, bit 7 (IRQ on factorial) only
-//!  16  u32  irq status     0x24
-//!  20  u32  dma command    0x98 as read; the start bit must be clear
-//!  24  u64  dma source     0x80
-//!  32  u64  dma dest       0x88
-//!  40  u64  dma count      0x90
-//!  48  u32  held command   a DMA start held in a P2P state (0, or bit 0 set, bits 0-2 only)
-//!  52  u32  reserved       0
-//!  56  u64  reserved       0
-//! ```
+//! `TAG_EDU` (0x0001_0001, mandatory, 64 bytes): its layout, encoder and validator are the
+//! core's `mig::records::edu` ([`EduRecord`]), shared with the tool.
 
+use super::{Backend, Gate, RecordSpec};
 use crate::{
-    persona_core::mig::dirty::{DirtyLog, Span},
+    persona_core::mig::{
+        dirty::DirtyLog,
+        records::{
+            edu::{
+                self as rec, dma_writes, EduRecord, DMA_CMD_BITS, DMA_START, DMA_TO_RAM, FLAG_FACT,
+                FLAG_LIVENESS, STATUS_IRQFACT,
+            },
+            piece,
+        },
+        stream::{DeviceKind, Limits},
+    },
     vfio::{self, CoreDevice, RegionIo},
 };
 use kernel::{prelude::*, time::Delta};
 
 /// PCI IDs of the device.
-pub(crate) const VENDOR: u16 = 0x1234;
+const VENDOR: u16 = 0x1234;
 /// PCI device ID.
-pub(crate) const DEVICE: u16 = 0x11e8;
+const DEVICE: u16 = 0x11e8;
 
 /// The trapped BAR.
-pub(crate) const BAR: u32 = 0;
-
-/// Record tag of the edu state.
-pub(crate) const TAG_EDU: u32 = 0x0001_0001;
-/// Record length.
-pub(crate) const RECORD_LEN: usize = 64;
+const BAR: u32 = 0;
 
 const REG_LIVENESS: u32 = 0x04;
 const REG_FACT: u32 = 0x08;
@@ -94,19 +88,8 @@ const REG_DMA_CNT: u32 = 0x90;
 const REG_DMA_CMD: u32 = 0x98;
 
 const STATUS_BUSY: u32 = 1 << 0;
-const STATUS_IRQFACT: u32 = 1 << 7;
 /// The factorial's bit in the IRQ status.
 const IRQ_FACT: u32 = 1 << 0;
-const DMA_START: u32 = 1 << 0;
-/// Direction: from the device's buffer to RAM (a DMA write, which dirties RAM).
-const DMA_TO_RAM: u32 = 1 << 1;
-const DMA_CMD_BITS: u32 = 0x7;
-
-const FLAG_LIVENESS: u32 = 1 << 0;
-const FLAG_FACT: u32 = 1 << 1;
-
-/// edu clamps DMA addresses to its `dma_mask` property: 28 bits unless the VMM sets another.
-const DMA_MASK: u64 = (1 << 28) - 1;
 
 /// Polls of a bounded wait, and the sleep between them: 2 s in all (edu's DMA takes 100 ms).
 const WAIT_POLLS: u32 = 400;
@@ -127,124 +110,7 @@ pub(crate) struct Edu {
     irq_pending: u32,
 }
 
-/// A decoded, validated record.
-#[derive(Clone, Copy)]
-pub(crate) struct Saved {
-    shadow: Edu,
-    status: u32,
-    irq_status: u32,
-}
-
-fn rd32(b: &[u8], at: usize) -> u32 {
-    let mut v = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        v.copy_from_slice(s);
-    }
-    u32::from_le_bytes(v)
-}
-
-fn rd64(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        v.copy_from_slice(s);
-    }
-    u64::from_le_bytes(v)
-}
-
-fn put(b: &mut [u8], at: usize, v: &[u8]) {
-    if let Some(d) = b.get_mut(at..at + v.len()) {
-        d.copy_from_slice(v);
-    }
-}
-
-/// The size of the piece vfio-pci-core's BAR access loop makes at `off` with `left` bytes to go:
-/// the widest naturally aligned access of 8, 4, 2 or 1 bytes that fits.
-fn piece(off: u64, left: usize) -> usize {
-    if left >= 8 && off % 8 == 0 {
-        8
-    } else if left >= 4 && off % 4 == 0 {
-        4
-    } else if left >= 2 && off % 2 == 0 {
-        2
-    } else {
-        1
-    }
-}
-
-/// The RAM a device-to-RAM transfer of `cnt` bytes to `dst` writes: `[dst, dst + cnt)`, and the
-/// same at `dst` clamped to the default DMA mask when that differs (edu writes there with its
-/// default mask; with another mask, at `dst` itself). A transfer past the top of the IOVA space
-/// is cut there. Nothing for a count of 0.
-fn dma_writes(dst: u64, cnt: u64) -> [Option<Span>; 2] {
-    let at = |a: u64| Span::new(a, a.saturating_add(cnt));
-    let clamped = dst & DMA_MASK;
-    [at(dst), if clamped != dst { at(clamped) } else { None }]
-}
-
 impl Edu {
-    /// Whether the function is an edu.
-    pub(crate) fn matches(vendor: u16, device: u16) -> bool {
-        vendor == VENDOR && device == DEVICE
-    }
-
-    /// A trapped user write of BAR0. `held`: DMA starts are held (P2P states); `frozen`: the
-    /// device must not change (STOP states), so the write is refused. DMA writes to RAM that
-    /// the write starts are logged in `log`.
-    ///
-    /// The write is split into the pieces vfio-pci-core would issue (see [`piece`]) and each is
-    /// seen and forwarded on its own, so a register reached by a wider or misaligned write (16
-    /// bytes at 0x90 reach the DMA command at 0x98) is trapped like a direct one. Each piece is
-    /// read from the user once and that value is written: a thread changing the buffer
-    /// meanwhile cannot slip a start past the hold or the log.
-    pub(crate) fn write(
-        &mut self,
-        core: &CoreDevice,
-        io: &mut RegionIo,
-        held: bool,
-        frozen: bool,
-        log: &mut DirtyLog,
-    ) -> Result<usize> {
-        if frozen {
-            return Err(EBUSY);
-        }
-        let base = io.offset();
-        let total = io.len();
-        let mut done = 0usize;
-        while done < total {
-            let at = u64::try_from(done).map_err(|_| EINVAL)?;
-            let off = base.checked_add(at).ok_or(EINVAL)?;
-            let n = piece(off, total - done);
-            // The piece is read from the user once; the device gets these very bytes.
-            let mut b = [0u8; 8];
-            let r = b
-                .get_mut(..n)
-                .ok_or(EINVAL)
-                .and_then(|p| vfio::copy_from_user_at(io, done, p))
-                .and_then(|()| {
-                    let val = u64::from_le_bytes(b);
-                    // edu ignores other sizes; so does the shadow.
-                    let reg = matches!(n, 4 | 8);
-                    if reg && !self.before_write(core, off, val, held, log)? {
-                        return Ok(());
-                    }
-                    core.bar_user_write(BAR, off, n, val)?;
-                    if reg {
-                        self.after_write(off, n, val);
-                    }
-                    Ok(())
-                });
-            match r {
-                Ok(()) => done += n,
-                Err(e) if done == 0 => return Err(e),
-                // A piece failing after others went through (past the end of the BAR, for
-                // one): a short write of what reached the device.
-                Err(_) => break,
-            }
-        }
-        io.advance(done);
-        Ok(done)
-    }
-
     /// Before a 4- or 8-byte piece `val` of a trapped write at `off` reaches the device: holds
     /// a DMA start (P2P states) or logs the RAM it will write. Returns whether the piece goes on
     /// to the device. Logging ahead of a write that then fails only over-reports.
@@ -297,7 +163,7 @@ impl Edu {
 
     /// Whether a DMA transfer is running (`EIO`: the device cannot be read, see the module's
     /// notes).
-    pub(crate) fn dma_busy(core: &CoreDevice) -> Result<bool> {
+    fn busy(core: &CoreDevice) -> Result<bool> {
         Ok(core.bar_read32(BAR, REG_DMA_CMD)? & DMA_START != 0)
     }
 
@@ -312,23 +178,8 @@ impl Edu {
         if !log.is_active() || cmd & DMA_TO_RAM == 0 {
             return Ok(());
         }
-        if !Self::dma_busy(core)? {
+        if !Self::busy(core)? {
             log.settle();
-        }
-        let dst = core.bar_read64(BAR, REG_DMA_DST)?;
-        let cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
-        for w in dma_writes(dst, cnt).into_iter().flatten() {
-            log.issue(w);
-        }
-        Ok(())
-    }
-
-    /// Logging just started: a transfer already running was issued unlogged; log it now (its
-    /// registers cannot change while it runs).
-    pub(crate) fn log_running(core: &CoreDevice, log: &mut DirtyLog) -> Result {
-        let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
-        if cmd & DMA_START == 0 || cmd & DMA_TO_RAM == 0 {
-            return Ok(());
         }
         let dst = core.bar_read64(BAR, REG_DMA_DST)?;
         let cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
@@ -359,14 +210,110 @@ impl Edu {
         }
         Err(ETIMEDOUT)
     }
+}
 
-    /// Holds DMA: new starts are held by `write`; waits for a transfer in flight.
-    pub(crate) fn hold_dma(&self, core: &CoreDevice) -> Result {
+impl Backend for Edu {
+    const IDS: &'static [(u16, u16)] = &[(VENDOR, DEVICE)];
+    const KIND: DeviceKind = rec::KIND;
+    const RECORDS: &'static [RecordSpec] = &[RecordSpec {
+        tag: rec::TAG,
+        len: rec::LEN,
+        mandatory: true,
+    }];
+    const TRAPPED_BAR: Option<u32> = Some(BAR);
+    const LIMITS: Limits = Limits {
+        max_record: 64 * 1024,
+        max_total: 1024 * 1024,
+    };
+
+    fn new() -> Self {
+        Edu::default()
+    }
+
+    /// A trapped user write of BAR0. `gate.held`: DMA starts are held (P2P states);
+    /// `gate.frozen`: the device must not change (STOP states), so the write is refused. DMA
+    /// writes to RAM that the write starts are logged in `log`.
+    ///
+    /// The write is split into the pieces vfio-pci-core would issue (see [`piece`]) and each is
+    /// seen and forwarded on its own, so a register reached by a wider or misaligned write (16
+    /// bytes at 0x90 reach the DMA command at 0x98) is trapped like a direct one. Each piece is
+    /// read from the user once and that value is written: a thread changing the buffer
+    /// meanwhile cannot slip a start past the hold or the log.
+    fn bar_write(
+        &mut self,
+        core: &CoreDevice,
+        io: &mut RegionIo,
+        gate: Gate,
+        log: &mut DirtyLog,
+    ) -> Result<usize> {
+        let held = gate.held;
+        if gate.frozen {
+            return Err(EBUSY);
+        }
+        let base = io.offset();
+        let total = io.len();
+        let mut done = 0usize;
+        while done < total {
+            let at = u64::try_from(done).map_err(|_| EINVAL)?;
+            let off = base.checked_add(at).ok_or(EINVAL)?;
+            let n = piece(off, total - done);
+            // The piece is read from the user once; the device gets these very bytes.
+            let mut b = [0u8; 8];
+            let r = b
+                .get_mut(..n)
+                .ok_or(EINVAL)
+                .and_then(|p| vfio::copy_from_user_at(io, done, p))
+                .and_then(|()| {
+                    let val = u64::from_le_bytes(b);
+                    // edu ignores other sizes; so does the shadow.
+                    let reg = matches!(n, 4 | 8);
+                    if reg && !self.before_write(core, off, val, held, log)? {
+                        return Ok(());
+                    }
+                    core.bar_user_write(BAR, off, n, val)?;
+                    if reg {
+                        self.after_write(off, n, val);
+                    }
+                    Ok(())
+                });
+            match r {
+                Ok(()) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                // A piece failing after others went through (past the end of the BAR, for
+                // one): a short write of what reached the device.
+                Err(_) => break,
+            }
+        }
+        io.advance(done);
+        Ok(done)
+    }
+
+    fn dma_busy(&self, core: &CoreDevice) -> Result<bool> {
+        Self::busy(core)
+    }
+
+    /// Logging just started: a transfer already running was issued unlogged; log it now (its
+    /// registers cannot change while it runs).
+    fn log_running(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
+        let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
+        if cmd & DMA_START == 0 || cmd & DMA_TO_RAM == 0 {
+            return Ok(());
+        }
+        let dst = core.bar_read64(BAR, REG_DMA_DST)?;
+        let cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
+        for w in dma_writes(dst, cnt).into_iter().flatten() {
+            log.issue(w);
+        }
+        Ok(())
+    }
+
+    /// Holds DMA: new starts are held by `bar_write`; waits for a transfer in flight.
+    fn hold_dma(&mut self, core: &CoreDevice) -> Result {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
     }
 
     /// Releases DMA: issues a start held meanwhile, logging it as it is issued.
-    pub(crate) fn release_dma(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
+    fn release_dma(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
         let cmd = core::mem::take(&mut self.held_cmd);
         if cmd != 0 {
             Self::log_start(core, cmd, log)?;
@@ -382,7 +329,7 @@ impl Edu {
     /// is raised too, or the save would miss an interrupt raised in STOP. (One that ended just
     /// before the first read here, its interrupt still to come, cannot be told from one whose
     /// interrupt the guest already acknowledged: that window stays.)
-    pub(crate) fn freeze(&self, core: &CoreDevice) -> Result {
+    fn freeze(&mut self, core: &CoreDevice) -> Result {
         let status = core.bar_read32(BAR, REG_STATUS)?;
         Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
         if status & STATUS_BUSY != 0 && status & STATUS_IRQFACT != 0 {
@@ -391,93 +338,8 @@ impl Edu {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
     }
 
-    /// Captures the frozen device into a record payload: the registers the device gives back
-    /// are read from it (what it took, not what the user wrote), the rest comes from the shadow.
-    pub(crate) fn save(&self, core: &CoreDevice, out: &mut [u8; RECORD_LEN]) -> Result {
-        let status = core.bar_read32(BAR, REG_STATUS)?;
-        let irq = core.bar_read32(BAR, REG_IRQ_STATUS)? | self.irq_pending;
-        let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
-        if status & STATUS_BUSY != 0 || cmd & DMA_START != 0 {
-            return Err(EBUSY);
-        }
-        let dma_src = core.bar_read64(BAR, REG_DMA_SRC)?;
-        let dma_dst = core.bar_read64(BAR, REG_DMA_DST)?;
-        let dma_cnt = core.bar_read64(BAR, REG_DMA_CNT)?;
-        out.fill(0);
-        put(out, 0, &self.flags.to_le_bytes());
-        put(out, 4, &self.liveness.to_le_bytes());
-        put(out, 8, &self.fact.to_le_bytes());
-        put(out, 12, &(status & STATUS_IRQFACT).to_le_bytes());
-        put(out, 16, &irq.to_le_bytes());
-        put(out, 20, &(cmd & DMA_CMD_BITS).to_le_bytes());
-        put(out, 24, &dma_src.to_le_bytes());
-        put(out, 32, &dma_dst.to_le_bytes());
-        put(out, 40, &dma_cnt.to_le_bytes());
-        put(out, 48, &self.held_cmd.to_le_bytes());
-        Ok(())
-    }
-
-    /// Validates a record payload; touches nothing.
-    pub(crate) fn decode(b: &[u8; RECORD_LEN]) -> Result<Saved> {
-        let flags = rd32(b, 0);
-        let status = rd32(b, 12);
-        let cmd = rd32(b, 20);
-        let held = rd32(b, 48);
-        let ok = flags & !(FLAG_LIVENESS | FLAG_FACT) == 0
-            && status & !STATUS_IRQFACT == 0
-            && cmd & !DMA_CMD_BITS == 0
-            && cmd & DMA_START == 0
-            && held & !DMA_CMD_BITS == 0
-            && (held == 0 || held & DMA_START != 0)
-            && rd32(b, 52) == 0
-            && rd64(b, 56) == 0
-            && (flags & FLAG_LIVENESS != 0 || rd32(b, 4) == 0)
-            && (flags & FLAG_FACT != 0 || rd32(b, 8) == 0);
-        if !ok {
-            return Err(EINVAL);
-        }
-        Ok(Saved {
-            shadow: Edu {
-                flags,
-                liveness: rd32(b, 4),
-                fact: rd32(b, 8),
-                dma_src: rd64(b, 24),
-                dma_dst: rd64(b, 32),
-                dma_cnt: rd64(b, 40),
-                held_cmd: held,
-                irq_pending: 0,
-            },
-            status,
-            irq_status: rd32(b, 16),
-        })
-    }
-
-    /// Replays a validated record on the (stopped) device and takes its shadow. A saved IRQ
-    /// status is not raised here, in RESUMING -> STOP: [`Edu::thaw`] raises it.
-    pub(crate) fn load(&mut self, core: &CoreDevice, s: &Saved) -> Result {
-        Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
-        Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;
-        core.bar_write32(BAR, REG_STATUS, 0)?;
-        let sh = &s.shadow;
-        if sh.flags & FLAG_FACT != 0 {
-            core.bar_write32(BAR, REG_FACT, sh.fact)?;
-            Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
-        }
-        if sh.flags & FLAG_LIVENESS != 0 {
-            core.bar_write32(BAR, REG_LIVENESS, sh.liveness)?;
-        }
-        core.bar_write64(BAR, REG_DMA_SRC, sh.dma_src)?;
-        core.bar_write64(BAR, REG_DMA_DST, sh.dma_dst)?;
-        core.bar_write64(BAR, REG_DMA_CNT, sh.dma_cnt)?;
-        core.bar_write32(BAR, REG_STATUS, s.status)?;
-        core.bar_write32(BAR, REG_IRQ_ACK, u32::MAX)?;
-        *self = *sh;
-        self.irq_pending = s.irq_status;
-        Ok(())
-    }
-
     /// The device leaves STOP: raises a restored IRQ status.
-    pub(crate) fn thaw(&mut self, core: &CoreDevice) -> Result {
+    fn thaw(&mut self, core: &CoreDevice) -> Result {
         if self.irq_pending != 0 {
             core.bar_write32(BAR, REG_IRQ_RAISE, self.irq_pending)?;
             self.irq_pending = 0;
@@ -485,8 +347,72 @@ impl Edu {
         Ok(())
     }
 
+    /// Captures the frozen device into a record payload: the registers the device gives back
+    /// are read from it (what it took, not what the user wrote), the rest comes from the shadow.
+    fn save(&mut self, core: &CoreDevice, out: &mut [u8]) -> Result {
+        let out: &mut [u8; rec::LEN] = out.try_into().map_err(|_| EINVAL)?;
+        let status = core.bar_read32(BAR, REG_STATUS)?;
+        let irq = core.bar_read32(BAR, REG_IRQ_STATUS)? | self.irq_pending;
+        let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
+        if status & STATUS_BUSY != 0 || cmd & DMA_START != 0 {
+            return Err(EBUSY);
+        }
+        let record = EduRecord {
+            flags: self.flags,
+            liveness: self.liveness,
+            fact: self.fact,
+            status: status & STATUS_IRQFACT,
+            irq_status: irq,
+            dma_cmd: cmd & DMA_CMD_BITS,
+            dma_src: core.bar_read64(BAR, REG_DMA_SRC)?,
+            dma_dst: core.bar_read64(BAR, REG_DMA_DST)?,
+            dma_cnt: core.bar_read64(BAR, REG_DMA_CNT)?,
+            held_cmd: self.held_cmd,
+        };
+        record.encode(out);
+        Ok(())
+    }
+
+    /// Validates a record payload (the core's decoder); touches nothing.
+    fn validate(records: &[u8]) -> Result {
+        EduRecord::decode(records)?;
+        Ok(())
+    }
+
+    /// Replays a validated record on the (stopped) device and takes its shadow. A saved IRQ
+    /// status is not raised here, in RESUMING -> STOP: [`Backend::thaw`] raises it.
+    fn load(&mut self, core: &CoreDevice, records: &[u8]) -> Result {
+        let s = EduRecord::decode(records)?;
+        Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;
+        core.bar_write32(BAR, REG_STATUS, 0)?;
+        if s.flags & FLAG_FACT != 0 {
+            core.bar_write32(BAR, REG_FACT, s.fact)?;
+            Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        }
+        if s.flags & FLAG_LIVENESS != 0 {
+            core.bar_write32(BAR, REG_LIVENESS, s.liveness)?;
+        }
+        core.bar_write64(BAR, REG_DMA_SRC, s.dma_src)?;
+        core.bar_write64(BAR, REG_DMA_DST, s.dma_dst)?;
+        core.bar_write64(BAR, REG_DMA_CNT, s.dma_cnt)?;
+        core.bar_write32(BAR, REG_STATUS, s.status)?;
+        core.bar_write32(BAR, REG_IRQ_ACK, u32::MAX)?;
+        *self = Edu {
+            flags: s.flags,
+            liveness: s.liveness,
+            fact: s.fact,
+            dma_src: s.dma_src,
+            dma_dst: s.dma_dst,
+            dma_cnt: s.dma_cnt,
+            held_cmd: s.held_cmd,
+            irq_pending: s.irq_status,
+        };
+        Ok(())
+    }
+
     /// Forgets a held DMA start and a restored IRQ not raised yet (device reset).
-    pub(crate) fn drop_held(&mut self) {
+    fn reset(&mut self) {
         self.held_cmd = 0;
         self.irq_pending = 0;
     }
