@@ -216,7 +216,8 @@ pub(crate) fn auto_blob(
         exec: iommu.exec,
         privileged: iommu.privileged,
         offset: None,
-    });
+    }
+    .within_device(dump));
     let opts = DeriveOptions {
         name: None,
         version: Version { major: 1, minor: 0 },

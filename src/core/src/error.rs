@@ -130,6 +130,16 @@ pub enum Error {
     NoRoomForPasid,
     /// The PASID width is outside 1..=20.
     BadPasidWidth(u8),
+    /// The requested PASID capability promises more than the device's own PASID capability
+    /// supports (wider, or execute / privileged mode it lacks): the device would fail it.
+    PasidBeyondDevice {
+        /// The device's own maximum PASID width.
+        width: u8,
+        /// The device supports execute permission.
+        exec: bool,
+        /// The device supports privileged mode.
+        privileged: bool,
+    },
     /// The device has more capabilities than a persona can hold.
     TooManyCaps,
     /// A capability the persona presents is not on the device.
@@ -179,6 +189,21 @@ impl fmt::Display for Error {
             Error::BadPasidOffset(o) => write!(
                 f,
                 "PASID offset {o:#05x} is not free (inside another capability or misaligned)"
+            ),
+            Error::PasidBeyondDevice {
+                width,
+                exec,
+                privileged,
+            } => write!(
+                f,
+                "the requested PASID capability exceeds the device's own (width {width}, \
+                 execute {}, privileged {})",
+                if *exec { "supported" } else { "not supported" },
+                if *privileged {
+                    "supported"
+                } else {
+                    "not supported"
+                }
             ),
             Error::TooManyCaps => f.write_str("more than 48 capabilities"),
             Error::BarsUnknown => f.write_str("the device's BAR sizes are unknown"),

@@ -149,6 +149,68 @@ fn physical_pasid_is_hidden_and_synthesized_one_is_placed() {
     assert_eq!(next(0xff8), 0);
 }
 
+/// A PASID request beyond the device's own PASID capability (wider, or a mode it lacks) would
+/// give a persona the device fails: derive refuses it with the device's limits, and
+/// `within_device` (what the kernel's automatic persona asks for) lowers it instead. Found by
+/// the overlay fuzzer: a derived persona failed its own device's check.
+#[test]
+fn pasid_request_beyond_the_device_is_refused_or_lowered() {
+    let dump = nvme_ext();
+    let mut m = Box::<PersonaModel>::default();
+    let mut out = vec![0u8; MAX_BLOB];
+    let beyond = [
+        PasidRequest {
+            width: 17,
+            exec: false,
+            privileged: false,
+            offset: None,
+        },
+        PasidRequest {
+            width: 16,
+            exec: false,
+            privileged: true,
+            offset: None,
+        },
+    ];
+    for req in beyond {
+        let opts = DeriveOptions {
+            pasid: Some(req),
+            ..Default::default()
+        };
+        let e = derive_blob(&view(&dump), &opts, &mut m, &mut out).unwrap_err();
+        assert_eq!(
+            e,
+            Error::PasidBeyondDevice {
+                width: 16,
+                exec: true,
+                privileged: false
+            },
+            "{req:?}"
+        );
+        assert!(e.to_string().contains("privileged not supported"), "{e}");
+        let low = req.within_device(&dump);
+        assert_eq!((low.width, low.exec, low.privileged), (16, false, false));
+        let opts = DeriveOptions {
+            pasid: Some(low),
+            ..Default::default()
+        };
+        let n =
+            derive_blob(&view(&dump), &opts, &mut m, &mut out).expect("lowered request derives");
+        let p = PersonaRef::parse(&out[..n]).unwrap();
+        let iommu = IommuPasid {
+            max_pasid_log2: 20,
+            exec: true,
+            privileged: true,
+        };
+        let mut r = CheckReport::new();
+        assert!(
+            check(&p, &view(&dump), &iommu, &mut r),
+            "{:?}",
+            r.iter().collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 fn check_reports() {
     let blob = derive(

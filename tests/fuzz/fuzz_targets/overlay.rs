@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(n) = derive_blob(&dev, &opts, &mut m, &mut blob) else { return };
     let p = PersonaRef::parse(&blob[..n]).expect("derived persona parses");
     let iommu = IommuPasid { max_pasid_log2: 20, exec: true, privileged: true };
-    assert!(check_with(&p, &dev, &iommu, &mut |_| {}), "a device fails its own persona");
+    assert!(check_with(&p, &dev, &iommu, &mut |r| eprintln!("check: {r}")), "a device fails its own persona (reasons above)");
     let mut map = Box::<OverlayMap>::default();
     map.build(&p, dump).expect("derived persona builds on its own dump");
     let mut st = Box::<OverlayState>::default();

@@ -53,6 +53,39 @@ pub struct PasidRequest {
     pub offset: Option<u16>,
 }
 
+impl PasidRequest {
+    /// The capability the device's own PASID capability supports, if it has one: width,
+    /// execute and privileged mode as its PASID Capability register states them.
+    #[must_use]
+    pub fn device_limit(dump: &[u8]) -> Option<(u8, bool, bool)> {
+        let c = pci::find_cap(dump, Space::Extended, pci::EXT_CAP_ID_PASID, 0).ok()??;
+        let reg = pci::PasidCapReg(pci::rd16(
+            dump,
+            usize::from(c.offset).saturating_add(pci::PASID_CAP),
+        )?);
+        Some((
+            u8::try_from(reg.width()).unwrap_or(0),
+            reg.exec() != 0,
+            reg.privileged() != 0,
+        ))
+    }
+
+    /// This request lowered to what the device's own PASID capability supports (unchanged
+    /// for a device without one): what an automatic derive asks for.
+    #[must_use]
+    pub fn within_device(self, dump: &[u8]) -> Self {
+        match Self::device_limit(dump) {
+            Some((w, x, p)) => Self {
+                width: self.width.min(w),
+                exec: self.exec && x,
+                privileged: self.privileged && p,
+                ..self
+            },
+            None => self,
+        }
+    }
+}
+
 /// Options of [`derive`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeriveOptions<'a> {
@@ -106,7 +139,9 @@ fn dump_size(dump: &[u8]) -> Result<usize, Error> {
 ///
 /// [`Error::BadDumpSize`] for dumps other than 256 or 4096 bytes, [`Error::BarsUnknown`] for a
 /// raw config dump, [`Error::BrokenChain`] for a malformed capability chain,
-/// [`Error::TooManyCaps`], the PASID placement errors of [`place_pasid`], and
+/// [`Error::TooManyCaps`], the PASID placement errors of [`place_pasid`],
+/// [`Error::PasidBeyondDevice`] for a PASID request the device's own PASID capability does not
+/// support, and
 /// [`Error::Invalid`] if the result would not be a valid persona (e.g. overlapping
 /// capabilities or a malformed BAR on the device).
 pub fn derive(
@@ -149,6 +184,15 @@ pub fn derive(
     if let Some(req) = opts.pasid {
         if !(1..=pci::PASID_MAX_WIDTH).contains(&req.width) {
             return Err(Error::BadPasidWidth(req.width));
+        }
+        if let Some((width, exec, privileged)) = PasidRequest::device_limit(dump) {
+            if req.width > width || (req.exec && !exec) || (req.privileged && !privileged) {
+                return Err(Error::PasidBeyondDevice {
+                    width,
+                    exec,
+                    privileged,
+                });
+            }
         }
         let offset = place_pasid(dump, req.offset)?;
         m.push_cap(CapEntry {
