@@ -13,6 +13,7 @@
 #include <linux/types.h>
 #include <linux/uuid.h>
 
+struct device;
 struct pci_dev;
 struct vfio_device;
 struct vfio_pci_core_device;
@@ -107,8 +108,9 @@ int pvp_rs_log_read_and_clear(struct vfio_device *vdev, unsigned long iova, unsi
 			      struct iova_bitmap *dirty);
 
 
-ssize_t pvp_rs_persona_show(struct vfio_pci_core_device *vdev, char *buf);
-ssize_t pvp_rs_persona_store(struct vfio_pci_core_device *vdev, const char *buf, size_t count);
+/* Provided by Rust's driver glue (src/driver/sys/attr.rs): the persona attribute. */
+ssize_t pvp_rs_persona_show(struct device *dev, char *buf);
+ssize_t pvp_rs_persona_store(struct device *dev, const char *buf, size_t count);
 ssize_t pvp_rs_desc_rw(struct vfio_pci_core_device *vdev, char __user *buf, size_t count,
 		       loff_t *ppos, bool iswrite);
 

@@ -44,7 +44,6 @@ use crate::{
     },
     vfio::{self, CoreDevice, Device, DirtyBitmap, LogRanges, RegionIo},
 };
-use core::fmt::Write;
 use kernel::{
     new_mutex,
     new_spinlock,
@@ -181,13 +180,13 @@ impl State {
             mig,
         };
         let dev = core.as_dev();
-        let wanted = vfio::default_persona().to_bytes();
+        let wanted = crate::sys::default_persona().to_bytes();
         let sel = persona::parse_selector(wanted).unwrap_or(Selector::Auto);
         if let Err(e) = state.select(core, &sel) {
             dev_warn!(
                 dev,
                 "default persona {:?} not usable ({:?}); using auto\n",
-                vfio::default_persona(),
+                crate::sys::default_persona(),
                 e
             );
             if state.select(core, &Selector::Auto).is_err() {
@@ -202,7 +201,7 @@ impl State {
     }
 
     /// Makes `sel` the persona in force; on failure the previous one stays.
-    fn select(&mut self, core: &CoreDevice, sel: &Selector<'_>) -> Result {
+    pub(crate) fn select(&mut self, core: &CoreDevice, sel: &Selector<'_>) -> Result {
         let dev = core.as_dev();
         // The device as it is now: firmware may have changed it since bind.
         let _ = self.refresh(core);
@@ -299,7 +298,7 @@ impl PersonaDevice {
     }
 
     /// Publishes the presented BAR sizes of the persona in force (with `state` held).
-    fn publish(&self, state: &State) {
+    pub(crate) fn publish(&self, state: &State) {
         for (a, v) in self.bar_size.iter().zip(state.presented_sizes()) {
             a.store(v, Release);
         }
@@ -412,40 +411,6 @@ impl vfio::Driver for PersonaDevice {
             return Err(EINVAL);
         }
         dev.core().pasid_attach_ioas(pasid, pt_id)
-    }
-
-    fn persona_show(dev: &Device<Self>, out: &mut [u8]) -> Result<usize> {
-        let state = dev.data().lock_state(dev.core());
-        let mut w = PageWriter { buf: out, len: 0 };
-        match &state.persona {
-            Some(active) => {
-                let p = active.persona()?;
-                let v = p.version();
-                write!(w, "{}@{}.{} ", p.name(), v.major, v.minor).map_err(|_| EINVAL)?;
-                for b in p.digest() {
-                    write!(w, "{:02x}", b).map_err(|_| EINVAL)?;
-                }
-                writeln!(w).map_err(|_| EINVAL)?;
-            }
-            None => writeln!(
-                w,
-                "none: no persona is in force; the device is presented as vfio-pci presents it, \
-                 nothing pinned (the kernel log says why)"
-            )
-            .map_err(|_| EINVAL)?,
-        }
-        Ok(w.len)
-    }
-
-    fn persona_store(dev: &Device<Self>, input: &[u8]) -> Result {
-        let sel = persona::parse_selector(input)?;
-        let mut state = dev.data().lock_state(dev.core());
-        if state.open {
-            return Err(EBUSY);
-        }
-        let r = state.select(dev.core(), &sel);
-        dev.data().publish(&state);
-        r
     }
 
     fn desc_rw(dev: &Device<Self>, io: &mut RegionIo, write: bool) -> Result<usize> {
@@ -666,23 +631,5 @@ fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
     match off.checked_add(size) {
         Some(end) if end <= limit => Ok(()),
         _ => Err(EINVAL),
-    }
-}
-
-/// `core::fmt::Write` into a sysfs page.
-struct PageWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl core::fmt::Write for PageWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(core::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }

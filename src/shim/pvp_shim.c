@@ -76,13 +76,13 @@ MODULE_DEVICE_TABLE(pci, pvp_shim_ids);
 /* sysfs: /sys/bus/pci/devices/<bdf>/persona, created by the driver core while bound. */
 static ssize_t persona_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	return pvp_rs_persona_show(dev_get_drvdata(dev), buf);
+	return pvp_rs_persona_show(dev, buf);
 }
 
 static ssize_t persona_store(struct device *dev, struct device_attribute *attr, const char *buf,
 			     size_t count)
 {
-	return pvp_rs_persona_store(dev_get_drvdata(dev), buf, count);
+	return pvp_rs_persona_store(dev, buf, count);
 }
 static DEVICE_ATTR_RW(persona);
 

@@ -114,8 +114,9 @@ impl CoreDevice {
         }
     }
 
-    /// The `struct device` of the PCI function.
-    pub(super) fn raw_dev(&self) -> *mut kernel::bindings::device {
+    /// The `struct device` of the PCI function, for the C APIs the kernel crate does not wrap
+    /// (valid as long as [`CoreDevice::as_dev`]'s borrow would be).
+    pub(crate) fn raw_dev(&self) -> *mut kernel::bindings::device {
         // SAFETY: By the type invariants `pdev` is the bound function.
         unsafe { &raw mut (*bindings::pvp_shim_pdev(self.as_raw())).dev }
     }
@@ -321,12 +322,6 @@ pub(crate) struct PasidStatus {
     pub(crate) control: u16,
 }
 
-/// The `default_persona` module parameter.
-pub(crate) fn default_persona() -> &'static CStr {
-    // SAFETY: The shim returns its static, NUL-terminated parameter buffer.
-    unsafe { CStr::from_char_ptr(bindings::pvp_shim_default_persona()) }
-}
-
 /// Writes `data` to the user buffer of `io`, `at` bytes in.
 pub(crate) fn copy_to_user_at(io: &RegionIo, at: usize, data: &[u8]) -> Result {
     kernel::uaccess::UserSlice::new(io.user().wrapping_byte_add(at), data.len())
@@ -373,6 +368,20 @@ impl<T> Device<T> {
     /// The variant's per-device data.
     pub(crate) fn data(&self) -> &T {
         &self.data
+    }
+
+    /// The container behind the `struct device` of a bound PCI function, for callbacks the
+    /// driver core makes on the function (a sysfs attribute of the driver).
+    ///
+    /// # Safety
+    ///
+    /// `dev` is the device of a PCI function bound to a driver whose per-device data is `T`, and
+    /// stays bound for all of `'a` (the driver core removes a driver's attributes before it
+    /// unbinds, and waits for their callbacks).
+    pub(crate) unsafe fn from_bound_dev<'a>(dev: *mut kernel::bindings::device) -> &'a Self {
+        // SAFETY: The driver data of a bound function is its core device (set by `probe`), whose
+        // `vfio_device` is at offset 0 and stays valid until `remove` drops the probe reference.
+        unsafe { Self::from_vdev(bindings::pvp_shim_dev_drvdata(dev).cast()) }
     }
 
     /// # Safety

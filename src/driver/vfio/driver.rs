@@ -69,16 +69,6 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
         dev.core().pasid_detach_ioas(pasid)
     }
 
-    /// Shows the `persona` sysfs attribute into `out` (a page); returns the length.
-    fn persona_show(_dev: &Device<Self>, _out: &mut [u8]) -> Result<usize> {
-        Err(EOPNOTSUPP)
-    }
-
-    /// Stores a write to the `persona` sysfs attribute.
-    fn persona_store(_dev: &Device<Self>, _input: &[u8]) -> Result {
-        Err(EOPNOTSUPP)
-    }
-
     /// A read or write of the persona descriptor region.
     fn desc_rw(_dev: &Device<Self>, _io: &mut RegionIo, _write: bool) -> Result<usize> {
         Err(EINVAL)

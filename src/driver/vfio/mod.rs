@@ -6,24 +6,22 @@
 //! implements [`Driver`] on its per-device data and names it in [`declare_vfio_pci_driver!`]
 //! (crate::declare_vfio_pci_driver); [`Registration`] registers the shim's `pci_driver`.
 
-mod bindings;
+pub(crate) mod bindings;
 mod device;
 mod dirty;
 mod driver;
 mod error;
-mod firmware;
 mod migration;
 #[doc(hidden)]
 pub(crate) mod ops;
-mod zeroed;
 
 pub(crate) use device::{
-    copy_from_user_at, copy_to_user_at, default_persona, CoreDevice, Device, PasidStatus, RegionIo,
+    copy_from_user_at, copy_to_user_at, CoreDevice, Device, PasidStatus, RegionIo,
     CONFIG_REGION_INDEX, REGION_INFO_FLAG_MMAP, VENDOR_REGION_TYPE,
 };
 pub(crate) use dirty::{DirtyBitmap, LogRanges};
 pub(crate) use driver::{Driver, Registration};
-pub(crate) use firmware::Firmware;
+pub(crate) use error::rw_result;
 pub(crate) use migration::{DataFileOps, NewFile, PollWaiter, POLL_ERR, POLL_IN, POLL_OUT};
 
 /// `struct vfio_device`, for the entry-point signatures only.

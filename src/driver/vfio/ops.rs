@@ -62,9 +62,6 @@ macro_rules! declare_vfio_pci_driver {
             pasid_attach_ioas(v: *mut $crate::vfio::RawVfioDevice, pasid: u32, pt: *mut u32)
                 -> kernel::ffi::c_int;
             pasid_detach_ioas(v: *mut $crate::vfio::RawVfioDevice, pasid: u32) -> ();
-            persona_show(c: *mut $crate::vfio::RawCoreDevice, buf: *mut kernel::ffi::c_char) -> isize;
-            persona_store(c: *mut $crate::vfio::RawCoreDevice, buf: *const kernel::ffi::c_char,
-                n: usize) -> isize;
             migration_set_state(v: *mut $crate::vfio::RawVfioDevice, new: u32)
                 -> *mut kernel::bindings::file;
             migration_get_state(v: *mut $crate::vfio::RawVfioDevice, state: *mut u32)
@@ -530,37 +527,6 @@ pub(crate) unsafe fn pasid_attach_ioas<T: Driver>(
 pub(crate) unsafe fn pasid_detach_ioas<T: Driver>(v: *mut bindings::vfio_device, pasid: u32) {
     // SAFETY: `v` is a registered device of this driver.
     T::pasid_detach_ioas(unsafe { dev::<T>(v) }, pasid)
-}
-
-/// `persona` attribute `show` (sysfs gives a page-sized buffer).
-///
-/// # Safety
-///
-/// `c` is the core device of a function bound to this driver; `buf` is sysfs's page.
-pub(crate) unsafe fn persona_show<T: Driver>(
-    c: *mut bindings::vfio_pci_core_device,
-    buf: *mut c_char,
-) -> isize {
-    // SAFETY: sysfs passes a writable buffer of PAGE_SIZE bytes.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
-    // SAFETY: The attribute exists only while the function is bound, so `c` is registered.
-    rw_result(T::persona_show(unsafe { dev::<T>(c.cast()) }, out))
-}
-
-/// `persona` attribute `store`.
-///
-/// # Safety
-///
-/// `c` is the core device of a function bound to this driver; `buf` holds `n` bytes.
-pub(crate) unsafe fn persona_store<T: Driver>(
-    c: *mut bindings::vfio_pci_core_device,
-    buf: *const c_char,
-    n: usize,
-) -> isize {
-    // SAFETY: sysfs passes `n` readable bytes.
-    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), n) };
-    // SAFETY: The attribute exists only while the function is bound, so `c` is registered.
-    rw_result(T::persona_store(unsafe { dev::<T>(c.cast()) }, input).map(|()| n))
 }
 
 /// `vfio_pci_regops.rw` of the persona descriptor region.
