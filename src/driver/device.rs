@@ -35,6 +35,7 @@
 
 use crate::{
     backend::AnyBackend,
+    desc::DescRegion,
     migration::{self, Migration, Session},
     persona::{self, Active, Selector},
     persona_core::{
@@ -329,7 +330,10 @@ impl PersonaDevice {
     }
 }
 
-impl vfio::Driver for PersonaDevice {
+#[vtable]
+impl vfio::Operations for PersonaDevice {
+    const NAME: &'static CStr = c"persona-vfio-pci";
+
     type DataFile = Session;
 
     fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
@@ -371,10 +375,12 @@ impl vfio::Driver for PersonaDevice {
                 state.dump.get(1).copied().unwrap_or(0),
             ]));
             let ty = vfio::VENDOR_REGION_TYPE | vendor;
-            if let Err(e) =
-                dev.core()
-                    .register_desc_region(ty, persona::DESC_SUBTYPE, active.desc_len())
-            {
+            if let Err(e) = dev.register_region::<DescRegion>(
+                ty,
+                persona::DESC_SUBTYPE,
+                active.desc_len(),
+                vfio::REGION_INFO_FLAG_READ,
+            ) {
                 dev.core().disable();
                 return Err(e);
             }
@@ -411,30 +417,6 @@ impl vfio::Driver for PersonaDevice {
             return Err(EINVAL);
         }
         dev.core().pasid_attach_ioas(pasid, pt_id)
-    }
-
-    fn desc_rw(dev: &Device<Self>, io: &mut RegionIo, write: bool) -> Result<usize> {
-        if write {
-            return Err(EINVAL);
-        }
-        let state = dev.data().lock_state(dev.core());
-        let Some(active) = &state.persona else {
-            return Err(EINVAL);
-        };
-        let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
-        let mut total = 0usize;
-        let mut chunk = [0u8; 64];
-        while total < io.len() {
-            let want = (io.len() - total).min(chunk.len());
-            let n = active.desc_read(off.saturating_add(total), &mut chunk[..want])?;
-            if n == 0 {
-                break;
-            }
-            vfio::copy_to_user_at(io, total, &chunk[..n])?;
-            total += n;
-        }
-        io.advance(total);
-        Ok(total)
     }
 
     fn read(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
@@ -565,10 +547,6 @@ impl vfio::Driver for PersonaDevice {
                 }
             }
         }
-    }
-
-    fn device_feature(dev: &Device<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
-        dev.core().device_feature(flags, arg, argsz)
     }
 
     /// A fatal error freezes the channel, and the PCI core then resets the link below the port

@@ -5,14 +5,15 @@
 //! This crate root is a table of contents. Every `unsafe` and every FFI call is in [`vfio`] (the
 //! generic VFIO abstraction) or [`sys`] (the driver's own FFI: firmware, its module parameter and
 //! sysfs attribute); the rest is safe Rust: [`device`] holds the per-device state and the VFIO
-//! operations the driver changes, [`config`] the config-space path, [`sysfs`] the `persona`
-//! attribute, [`migration`] VFIO migration and dirty logging (device-independent), [`backend`]
+//! operations the driver changes, [`config`] the config-space path, [`desc`] the descriptor region,
+//! [`sysfs`] the `persona` attribute, [`migration`] VFIO migration and dirty logging (device-independent), [`backend`]
 //! what each migratable device needs, [`error`] the errnos of the core's errors.
 
 use kernel::prelude::*;
 
 mod backend;
 mod config;
+mod desc;
 mod device;
 mod error;
 mod migration;

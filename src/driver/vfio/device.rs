@@ -209,15 +209,6 @@ impl CoreDevice {
         usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
     }
 
-    /// Registers the read-only persona descriptor region for the current open.
-    pub(crate) fn register_desc_region(&self, ty: u32, subtype: u32, size: usize) -> Result {
-        // SAFETY: By the type invariants the core device is initialised; the core frees the
-        // region in `vfio_pci_core_disable()` at close.
-        to_result(unsafe {
-            bindings::pvp_shim_register_desc_region(self.as_raw(), ty, subtype, size)
-        })
-    }
-
     /// `vfio_pci_core_finish_enable()`: the second half of opening, after variant set-up.
     pub(crate) fn finish_enable(&self) {
         // SAFETY: By the type invariants the core device is initialised; VFIO calls open with the
@@ -258,14 +249,6 @@ impl CoreDevice {
         errno_or(r)
     }
 
-    /// `vfio_pci_core_ioctl_feature()`: the device features the core handles.
-    pub(crate) fn device_feature(&self, flags: u32, arg: UserPtr, argsz: usize) -> Result {
-        // SAFETY: The core treats `arg` as an untrusted user pointer of `argsz` bytes.
-        to_result(unsafe {
-            bindings::vfio_pci_core_ioctl_feature(self.vdev(), flags, arg.as_mut_ptr(), argsz)
-        })
-    }
-
     /// `vfio_pci_ioctl_get_region_info()`: region info and its capability chain.
     ///
     /// # Safety
@@ -287,18 +270,6 @@ impl CoreDevice {
         to_result(unsafe {
             bindings::vfio_iommufd_physical_pasid_attach_ioas(self.vdev(), pasid, pt_id)
         })
-    }
-
-    /// `vfio_iommufd_physical_pasid_detach_ioas()`.
-    pub(crate) fn pasid_detach_ioas(&self, pasid: u32) {
-        // SAFETY: As for `pasid_attach_ioas`.
-        unsafe { bindings::vfio_iommufd_physical_pasid_detach_ioas(self.vdev(), pasid) }
-    }
-
-    /// `vfio_pci_core_request()`: asks the user to release the device.
-    pub(crate) fn request(&self, count: u32) {
-        // SAFETY: By the type invariants the core device is initialised.
-        unsafe { bindings::vfio_pci_core_request(self.vdev(), count) }
     }
 
     /// `vfio_pci_core_sriov_configure()`.

@@ -132,13 +132,13 @@ impl DirtyBitmap<'_> {
 }
 
 impl CoreDevice {
-    /// Installs the shim's `vfio_log_ops`; before registration only.
+    /// Installs the driver's `vfio_log_ops`; before registration only.
     ///
     /// # Safety
     ///
     /// The device is not registered yet, so nothing reads `log_ops` concurrently.
-    pub(super) unsafe fn enable_dirty_logging(&self) {
-        // SAFETY: Per the function's contract.
-        unsafe { bindings::pvp_shim_enable_dirty_logging(self.as_raw()) }
+    pub(super) unsafe fn set_log_ops(&self, ops: &'static bindings::vfio_log_ops) {
+        // SAFETY: Per the function's contract; `ops` outlives the device.
+        unsafe { bindings::pvp_shim_set_log_ops(self.as_raw(), ops) }
     }
 }
