@@ -6,7 +6,7 @@
 
 use crate::{
     device::PersonaDevice,
-    vfio::{self, Device, RegionIo}, //
+    vfio::{self, Device, Io, RegionIo}, //
 };
 use kernel::prelude::*;
 
@@ -14,7 +14,7 @@ use kernel::prelude::*;
 pub(crate) struct DescRegion;
 
 impl vfio::Region<PersonaDevice> for DescRegion {
-    fn rw(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result<usize> {
+    fn rw(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Result<usize> {
         if write {
             return Err(EINVAL);
         }

@@ -43,7 +43,7 @@ use crate::{
         overlay::OverlayState,
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
-    vfio::{self, CoreDevice, Device, DirtyBitmap, LogRanges, RegionIo},
+    vfio::{self, CoreDevice, Device, DirtyBitmap, Io, LogRanges, Open, RegionIo},
 };
 use kernel::{
     new_mutex,
@@ -357,7 +357,7 @@ impl vfio::Operations for PersonaDevice {
         })
     }
 
-    fn open_device(dev: &Device<Self>) -> Result {
+    fn open_device(dev: &Device<Self, Open>) -> Result {
         let mut state = dev.data().lock_state(dev.core());
         // vfio_pci_core_enable() resets the function when it can; its reset_done finds `state`
         // held by us and defers to the guard's drop.
@@ -391,7 +391,7 @@ impl vfio::Operations for PersonaDevice {
         Ok(())
     }
 
-    fn close_device(dev: &Device<Self>) {
+    fn close_device(dev: &Device<Self, Open>) {
         let mut state = dev.data().lock_state(dev.core());
         state.open = false;
         if let Some(mig) = &mut state.mig {
@@ -400,7 +400,7 @@ impl vfio::Operations for PersonaDevice {
         dev.core().close_device();
     }
 
-    fn pasid_attach_ioas(dev: &Device<Self>, pasid: u32, pt_id: &mut u32) -> Result {
+    fn pasid_attach_ioas(dev: &Device<Self, Io>, pasid: u32, pt_id: &mut u32) -> Result {
         let width = {
             let state = dev.data().lock_state(dev.core());
             let info = state
@@ -419,7 +419,7 @@ impl vfio::Operations for PersonaDevice {
         dev.core().pasid_attach_ioas(pasid, pt_id)
     }
 
-    fn read(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
+    fn read(dev: &Device<Self, Io>, io: &mut RegionIo) -> Result<usize> {
         if io.region_index() == vfio::CONFIG_REGION_INDEX {
             return crate::config::read(dev, io);
         }
@@ -427,7 +427,7 @@ impl vfio::Operations for PersonaDevice {
         dev.core().read(io)
     }
 
-    fn write(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
+    fn write(dev: &Device<Self, Io>, io: &mut RegionIo) -> Result<usize> {
         if io.region_index() == vfio::CONFIG_REGION_INDEX {
             return crate::config::write(dev, io);
         }
@@ -452,7 +452,7 @@ impl vfio::Operations for PersonaDevice {
         }
     }
 
-    fn migration_set_state(dev: &Device<Self>, new: MigState) -> Result<Option<vfio::NewFile>> {
+    fn migration_set_state(dev: &Device<Self, Io>, new: MigState) -> Result<Option<vfio::NewFile>> {
         let mut guard = dev.data().lock_state(dev.core());
         let state = &mut *guard;
         let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
@@ -464,12 +464,12 @@ impl vfio::Operations for PersonaDevice {
         mig.set_state(&mut ctx, new)
     }
 
-    fn migration_get_state(dev: &Device<Self>) -> Result<MigState> {
+    fn migration_get_state(dev: &Device<Self, Io>) -> Result<MigState> {
         let state = dev.data().lock_state(dev.core());
         Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur)
     }
 
-    fn migration_data_size(dev: &Device<Self>) -> Result<usize> {
+    fn migration_data_size(dev: &Device<Self, Io>) -> Result<usize> {
         let state = dev.data().lock_state(dev.core());
         state.mig.as_ref().ok_or(EOPNOTSUPP)?.data_size()
     }
@@ -478,13 +478,17 @@ impl vfio::Operations for PersonaDevice {
         dev.data().migratable
     }
 
-    fn log_start(dev: &Device<Self>, ranges: &mut LogRanges<'_>, page_size: &mut u64) -> Result {
+    fn log_start(
+        dev: &Device<Self, Io>,
+        ranges: &mut LogRanges<'_>,
+        page_size: &mut u64,
+    ) -> Result {
         let mut state = dev.data().lock_state(dev.core());
         let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
         mig.log_start(dev.core(), ranges, *page_size)
     }
 
-    fn log_stop(dev: &Device<Self>) -> Result {
+    fn log_stop(dev: &Device<Self, Io>) -> Result {
         let mut state = dev.data().lock_state(dev.core());
         if let Some(mig) = &mut state.mig {
             mig.log.stop();
@@ -493,7 +497,7 @@ impl vfio::Operations for PersonaDevice {
     }
 
     fn log_read_and_clear(
-        dev: &Device<Self>,
+        dev: &Device<Self, Io>,
         iova: u64,
         len: u64,
         dirty: &mut DirtyBitmap<'_>,
@@ -503,7 +507,7 @@ impl vfio::Operations for PersonaDevice {
         mig.log_read_and_clear(dev.core(), iova, len, |at, n| dirty.set(at, n))
     }
 
-    fn ioctl(dev: &Device<Self>, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(dev: &Device<Self, Io>, cmd: u32, arg: usize) -> Result<isize> {
         if cmd == vfio::DEVICE_IOEVENTFD {
             if dev.data().migratable {
                 // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts
@@ -515,7 +519,7 @@ impl vfio::Operations for PersonaDevice {
         dev.core().ioctl(cmd, arg)
     }
 
-    fn mmap_allowed(dev: &Device<Self>, index: u64, offset: u64, len: u64) -> Result {
+    fn mmap_allowed(dev: &Device<Self, Io>, index: u64, offset: u64, len: u64) -> Result {
         let this = dev.data();
         if this.trapped_bar.map(u64::from) == Some(index) {
             return Err(EINVAL);
@@ -532,7 +536,7 @@ impl vfio::Operations for PersonaDevice {
         }
     }
 
-    fn region_info(dev: &Device<Self>, index: u32, flags: &mut u32, size: &mut u64) {
+    fn region_info(dev: &Device<Self, Io>, index: u32, flags: &mut u32, size: &mut u64) {
         let this = dev.data();
         if this.trapped_bar == Some(index) {
             // The BAR is trapped: QEMU falls back to read/write.

@@ -4,6 +4,7 @@
 
 use super::{
     bindings,
+    context::{Io, Open},
     device::{Device, RegionIo},
     dirty::{DirtyBitmap, LogRanges},
     migration::{DataFileOps, NewFile},
@@ -39,34 +40,34 @@ pub(crate) trait Operations: Sized + Send + Sync + 'static {
 
     /// First open of the device file (`open_device`); without it,
     /// `vfio_pci_core_enable()` then `vfio_pci_core_finish_enable()`.
-    fn open_device(_dev: &Device<Self>) -> Result {
+    fn open_device(_dev: &Device<Self, Open>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Last close of the device file (`close_device`); without it,
     /// `vfio_pci_core_close_device()`.
-    fn close_device(_dev: &Device<Self>) {
+    fn close_device(_dev: &Device<Self, Open>) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `read()` on the device file; `io` says which region and where.
-    fn read(_dev: &Device<Self>, _io: &mut RegionIo) -> Result<usize> {
+    fn read(_dev: &Device<Self, Io>, _io: &mut RegionIo) -> Result<usize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `write()` on the device file; `io` says which region and where.
-    fn write(_dev: &Device<Self>, _io: &mut RegionIo) -> Result<usize> {
+    fn write(_dev: &Device<Self, Io>, _io: &mut RegionIo) -> Result<usize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `ioctl()` on the device file, for the commands VFIO's own core does not handle.
-    fn ioctl(_dev: &Device<Self>, _cmd: u32, _arg: usize) -> Result<isize> {
+    fn ioctl(_dev: &Device<Self, Io>, _cmd: u32, _arg: usize) -> Result<isize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Attaches `pasid` of the device to the IOAS or HWPT `pt_id` (a second attach replaces);
     /// `pt_id` is updated to the HWPT used.
-    fn pasid_attach_ioas(_dev: &Device<Self>, _pasid: u32, _pt_id: &mut u32) -> Result {
+    fn pasid_attach_ioas(_dev: &Device<Self, Io>, _pasid: u32, _pt_id: &mut u32) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -80,17 +81,20 @@ pub(crate) trait Operations: Sized + Send + Sync + 'static {
     /// Moves the device to the migration state `new`; returns the data fd the last arc opened,
     /// if any. Called only when [`Operations::migration_flags`] offered migration, and only with
     /// a state the uAPI defines (the entry point refuses other values with `EINVAL`).
-    fn migration_set_state(_dev: &Device<Self>, _new: MigrationState) -> Result<Option<NewFile>> {
+    fn migration_set_state(
+        _dev: &Device<Self, Io>,
+        _new: MigrationState,
+    ) -> Result<Option<NewFile>> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// The current migration state.
-    fn migration_get_state(_dev: &Device<Self>) -> Result<MigrationState> {
+    fn migration_get_state(_dev: &Device<Self, Io>) -> Result<MigrationState> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// The number of bytes STOP_COPY would produce now (`VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`).
-    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
+    fn migration_data_size(_dev: &Device<Self, Io>) -> Result<usize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -105,20 +109,24 @@ pub(crate) trait Operations: Sized + Send + Sync + 'static {
     /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_START`: log the device's DMA writes into `ranges` at
     /// `*page_size` granularity; `*page_size` may be changed to the one used. Must refuse a
     /// second start without a stop in between (VFIO does not track it).
-    fn log_start(_dev: &Device<Self>, _ranges: &mut LogRanges<'_>, _page_size: &mut u64) -> Result {
+    fn log_start(
+        _dev: &Device<Self, Io>,
+        _ranges: &mut LogRanges<'_>,
+        _page_size: &mut u64,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP` (also called when a start could not be reported
     /// to the user); stopping a log that is off is not an error.
-    fn log_stop(_dev: &Device<Self>) -> Result {
+    fn log_stop(_dev: &Device<Self, Io>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT`: sets in `dirty` the pages of `[iova, iova +
     /// len)` written since the last report of them, and forgets them.
     fn log_read_and_clear(
-        _dev: &Device<Self>,
+        _dev: &Device<Self, Io>,
         _iova: u64,
         _len: u64,
         _dirty: &mut DirtyBitmap<'_>,
@@ -129,13 +137,13 @@ pub(crate) trait Operations: Sized + Send + Sync + 'static {
     /// Whether `len` bytes at `offset` of region `index` may be mapped with `mmap()` (trapped
     /// regions may not, nor bytes past a BAR presented smaller); the error is returned to the
     /// user, and `vfio_pci_core_mmap()` maps what is allowed. Called under `mmap_lock`.
-    fn mmap_allowed(_dev: &Device<Self>, _index: u64, _offset: u64, _len: u64) -> Result {
+    fn mmap_allowed(_dev: &Device<Self, Io>, _index: u64, _offset: u64, _len: u64) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Adjusts the flags and size `VFIO_DEVICE_GET_REGION_INFO` reports for region `index`,
     /// after the core filled them in.
-    fn region_info(_dev: &Device<Self>, _index: u32, _flags: &mut u32, _size: &mut u64) {
+    fn region_info(_dev: &Device<Self, Io>, _index: u32, _flags: &mut u32, _size: &mut u64) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 

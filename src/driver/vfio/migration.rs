@@ -16,7 +16,7 @@
 //! What the file needs of the device (whether the user opted in to PRECOPY_INFOv2) is copied
 //! into it when it is made, while the device is open.
 
-use super::{bindings, device::CoreDevice, error::rw_result};
+use super::{bindings, context::Io, device::CoreDevice, error::rw_result};
 use core::marker::PhantomData;
 use kernel::{
     error::{from_err_ptr, to_result},
@@ -82,9 +82,9 @@ unsafe impl Send for NewFile {}
 
 impl NewFile {
     /// Opens a data fd for `session` of the device `core`: readable (a saving session) or
-    /// writable (a resuming one). Called while the device is open (a migration state change).
+    /// writable (a resuming one), while the device is open (a migration state change).
     pub(crate) fn open<F: DataFileOps>(
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         session: Arc<F>,
         writable: bool,
     ) -> Result<Self> {
@@ -296,7 +296,9 @@ impl CoreDevice {
         to_result(unsafe { bindings::pvp_shim_mig_next_state(self.vdev(), cur, new, &mut next) })?;
         Ok(next)
     }
+}
 
+impl CoreDevice<Io> {
     // BAR registers for a backend (save, load, quiesce waits, the dirty log, a held DMA
     // start): these are the driver's accesses on the device's behalf, made as vfio-pci-core
     // makes its own accesses to the MSI-X table for the user (`vfio_pci_memory_lock_and_enable`):
@@ -456,7 +458,7 @@ impl CoreDevice {
 }
 
 /// A runtime PM reference of the function (see [`CoreDevice::pm_active`]).
-pub(crate) struct PmActive<'a>(&'a CoreDevice);
+pub(crate) struct PmActive<'a>(&'a CoreDevice<Io>);
 
 impl Drop for PmActive<'_> {
     fn drop(&mut self) {

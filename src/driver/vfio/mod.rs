@@ -24,6 +24,7 @@
 //! per-device data behind its own lock).
 
 pub(crate) mod bindings;
+mod context;
 mod device;
 mod dirty;
 mod driver;
@@ -33,6 +34,7 @@ mod migration;
 pub(crate) mod ops;
 mod region;
 
+pub(crate) use context::{Io, Open};
 pub(crate) use device::{
     copy_from_user_at, copy_to_user_at, CoreDevice, Device, PasidStatus, RegionIo,
     CONFIG_REGION_INDEX, REGION_INFO_FLAG_MMAP, VENDOR_REGION_TYPE,

@@ -17,6 +17,7 @@
 
 use super::{
     bindings,
+    context::{DeviceContext, Io, Normal, Open},
     device::{CoreDevice, Device, RegionIo},
     dirty::{DirtyBitmap, LogRanges},
     driver::Operations,
@@ -149,10 +150,13 @@ impl<T: Operations> Vtable<T> {
 /// # Safety
 ///
 /// `v` is a `vfio_device` allocated by `probe::<T>()` whose `init` succeeded and whose `release`
-/// has not run.
-unsafe fn dev<'a, T: Operations>(v: *mut bindings::vfio_device) -> &'a Device<T> {
+/// has not run, and the calling callback is one VFIO makes only where the context `C` holds (see
+/// `super::context`), for all of `'a`.
+unsafe fn dev<'a, T: Operations, C: DeviceContext>(
+    v: *mut bindings::vfio_device,
+) -> &'a Device<T, C> {
     // SAFETY: The caller's promise is `from_vdev`'s.
-    unsafe { Device::<T>::from_vdev(v) }
+    unsafe { Device::<T, C>::from_vdev(v) }
 }
 
 /// Our container behind a bound PCI function's driver data.
@@ -163,7 +167,7 @@ unsafe fn dev<'a, T: Operations>(v: *mut bindings::vfio_device) -> &'a Device<T>
 unsafe fn drvdata<'a, T: Operations>(pdev: *mut kernel::bindings::pci_dev) -> &'a Device<T> {
     // SAFETY: The driver data of a bound function is its core device, whose `vfio_device` is at
     // offset 0 and stays valid until `remove` drops the last probe reference.
-    unsafe { dev::<T>(bindings::pvp_shim_drvdata(pdev).cast()) }
+    unsafe { dev::<T, Normal>(bindings::pvp_shim_drvdata(pdev).cast()) }
 }
 
 /// `pci_driver.probe`: allocate through VFIO (which runs `init`), then register with VFIO.
@@ -190,12 +194,12 @@ pub(crate) unsafe fn probe<T: Operations>(pdev: *mut kernel::bindings::pci_dev) 
         // SAFETY: vfio-pci-core requires the driver data to be the core device.
         unsafe { bindings::pvp_shim_set_drvdata(pdev, core) };
         // SAFETY: `init` succeeded, so `core` is a container of this driver.
-        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) }).0;
+        let flags = T::migration_flags(unsafe { dev::<T, Normal>(core.cast()) }).0;
         if T::HAS_MIGRATION_SET_STATE && flags != 0 {
             // SAFETY: Not registered yet: nothing reads the migration fields concurrently.
             unsafe { bindings::pvp_shim_enable_migration(core, flags) };
             // SAFETY: `init` succeeded, so `core` is a container of this driver.
-            let dev = unsafe { dev::<T>(core.cast()) };
+            let dev = unsafe { dev::<T, Normal>(core.cast()) };
             if T::HAS_LOG_START && T::dirty_logging(dev) {
                 // SAFETY: Not registered yet, as above.
                 unsafe { dev.core().set_log_ops(&Vtable::<T>::LOG_OPS) };
@@ -330,7 +334,7 @@ unsafe extern "C" fn release<T: Operations>(v: *mut bindings::vfio_device) {
 /// `v` is a registered device of this driver.
 unsafe extern "C" fn open_device<T: Operations>(v: *mut bindings::vfio_device) -> c_int {
     // SAFETY: `v` is a registered device of this driver.
-    let dev = unsafe { dev::<T>(v) };
+    let dev = unsafe { dev::<T, Open>(v) };
     from_result(|| {
         if T::HAS_OPEN_DEVICE {
             T::open_device(dev)?;
@@ -349,7 +353,7 @@ unsafe extern "C" fn open_device<T: Operations>(v: *mut bindings::vfio_device) -
 /// `v` is a registered device of this driver.
 unsafe extern "C" fn close_device<T: Operations>(v: *mut bindings::vfio_device) {
     // SAFETY: `v` is a registered device of this driver.
-    T::close_device(unsafe { dev::<T>(v) })
+    T::close_device(unsafe { dev::<T, Open>(v) })
 }
 
 /// `vfio_device_ops.read`.
@@ -366,7 +370,7 @@ unsafe extern "C" fn read<T: Operations>(
     // SAFETY: The callback's own arguments, valid for its duration.
     let mut io = unsafe { RegionIo::new(b, n, pos) };
     // SAFETY: `v` is a registered device of this driver.
-    rw_result(T::read(unsafe { dev::<T>(v) }, &mut io))
+    rw_result(T::read(unsafe { dev::<T, Io>(v) }, &mut io))
 }
 
 /// `vfio_device_ops.write`.
@@ -383,7 +387,7 @@ unsafe extern "C" fn write<T: Operations>(
     // SAFETY: The callback's own arguments; the buffer is only ever read from on this path.
     let mut io = unsafe { RegionIo::new(b.cast_mut(), n, pos) };
     // SAFETY: `v` is a registered device of this driver.
-    rw_result(T::write(unsafe { dev::<T>(v) }, &mut io))
+    rw_result(T::write(unsafe { dev::<T, Io>(v) }, &mut io))
 }
 
 /// `vfio_device_ops.ioctl`.
@@ -397,7 +401,7 @@ unsafe extern "C" fn ioctl<T: Operations>(
     arg: c_ulong,
 ) -> c_long {
     // SAFETY: `v` is a registered device of this driver.
-    let dev = unsafe { dev::<T>(v) };
+    let dev = unsafe { dev::<T, Io>(v) };
     match T::ioctl(dev, cmd, arg) {
         Ok(r) => c_long::try_from(r).unwrap_or(c_long::MAX),
         Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
@@ -416,7 +420,7 @@ unsafe extern "C" fn get_region_info_caps<T: Operations>(
 ) -> c_int {
     from_result(|| {
         // SAFETY: `v` is a registered device of this driver.
-        let dev = unsafe { dev::<T>(v) };
+        let dev = unsafe { dev::<T, Io>(v) };
         // SAFETY: `info`/`caps` are forwarded as given.
         unsafe { dev.core().region_info(info, caps) }?;
         // SAFETY: VFIO passes a valid `info` for the duration of the call, filled in by now.
@@ -441,7 +445,7 @@ unsafe extern "C" fn mmap<T: Operations>(
     // SAFETY: As above; the shim reads the mapping's offset and size.
     unsafe { bindings::pvp_shim_vma_range(vma, &mut offset, &mut len) };
     // SAFETY: `v` is a registered device of this driver.
-    if let Err(e) = T::mmap_allowed(unsafe { dev::<T>(v) }, index, offset, len) {
+    if let Err(e) = T::mmap_allowed(unsafe { dev::<T, Io>(v) }, index, offset, len) {
         return e.to_errno();
     }
     // SAFETY: Forwarded as VFIO gave them; the core validates the mapping.
@@ -463,7 +467,7 @@ unsafe extern "C" fn pasid_attach_ioas<T: Operations>(
         return EINVAL.to_errno();
     };
     // SAFETY: `v` is a registered device of this driver.
-    from_result(|| T::pasid_attach_ioas(unsafe { dev::<T>(v) }, pasid, pt).map(|()| 0))
+    from_result(|| T::pasid_attach_ioas(unsafe { dev::<T, Io>(v) }, pasid, pt).map(|()| 0))
 }
 
 /// `vfio_migration_ops.migration_set_state` (through the shim's enum trampoline).
@@ -483,7 +487,7 @@ pub(crate) unsafe fn migration_set_state<T: Operations>(
         return EINVAL.to_ptr();
     };
     // SAFETY: `v` is a registered device of this driver.
-    match T::migration_set_state(unsafe { dev::<T>(v) }, new) {
+    match T::migration_set_state(unsafe { dev::<T, Io>(v) }, new) {
         Ok(Some(f)) => f.into_raw(),
         Ok(None) => core::ptr::null_mut(),
         Err(e) => e.to_ptr(),
@@ -504,7 +508,7 @@ pub(crate) unsafe fn migration_get_state<T: Operations>(
             return Err(EOPNOTSUPP);
         }
         // SAFETY: `v` is a registered device of this driver.
-        let s = T::migration_get_state(unsafe { dev::<T>(v) })?;
+        let s = T::migration_get_state(unsafe { dev::<T, Io>(v) })?;
         // SAFETY: The shim passes a valid local.
         unsafe { *state = s.value() };
         Ok(0)
@@ -525,7 +529,7 @@ pub(crate) unsafe fn migration_get_data_size<T: Operations>(
             return Err(EOPNOTSUPP);
         }
         // SAFETY: `v` is a registered device of this driver.
-        let n = T::migration_data_size(unsafe { dev::<T>(v) })?;
+        let n = T::migration_data_size(unsafe { dev::<T, Io>(v) })?;
         // SAFETY: VFIO passes a valid pointer for the duration of the call.
         unsafe { *len = c_ulong::try_from(n).map_err(|_| EOVERFLOW)? };
         Ok(0)
@@ -553,7 +557,7 @@ unsafe extern "C" fn log_start<T: Operations>(
         // SAFETY: VFIO's tree for this call, which nothing else touches until it returns.
         let mut ranges = unsafe { LogRanges::new(ranges, n) };
         // SAFETY: `v` is a registered device of this driver.
-        T::log_start(unsafe { dev::<T>(v) }, &mut ranges, page_size).map(|()| 0)
+        T::log_start(unsafe { dev::<T, Io>(v) }, &mut ranges, page_size).map(|()| 0)
     })
 }
 
@@ -567,7 +571,7 @@ unsafe extern "C" fn log_stop<T: Operations>(v: *mut bindings::vfio_device) -> c
         return 0;
     }
     // SAFETY: `v` is a registered device of this driver.
-    from_result(|| T::log_stop(unsafe { dev::<T>(v) }).map(|()| 0))
+    from_result(|| T::log_stop(unsafe { dev::<T, Io>(v) }).map(|()| 0))
 }
 
 /// `vfio_log_ops.log_read_and_clear`.
@@ -591,6 +595,6 @@ unsafe extern "C" fn log_read_and_clear<T: Operations>(
         // SAFETY: VFIO's bitmap for this call and range.
         let mut bitmap = unsafe { DirtyBitmap::new(dirty, iova, len) };
         // SAFETY: `v` is a registered device of this driver.
-        T::log_read_and_clear(unsafe { dev::<T>(v) }, iova, len, &mut bitmap).map(|()| 0)
+        T::log_read_and_clear(unsafe { dev::<T, Io>(v) }, iova, len, &mut bitmap).map(|()| 0)
     })
 }

@@ -8,6 +8,7 @@
 
 use super::{
     bindings,
+    context::{Io, Open},
     device::{Device, RegionIo},
     driver::Operations,
     error::rw_result,
@@ -23,7 +24,7 @@ pub(crate) trait Region<T: Operations>: 'static {
     /// A `read()` (`write` false) or `write()` of the region; `io` gives the user buffer and the
     /// offset inside the region. Called only while the device is open (VFIO frees the driver's
     /// regions at close).
-    fn rw(dev: &Device<T>, io: &mut RegionIo, write: bool) -> Result<usize>;
+    fn rw(dev: &Device<T, Io>, io: &mut RegionIo, write: bool) -> Result<usize>;
 }
 
 /// The `vfio_pci_regops` of the region `R` of the driver `T`.
@@ -52,10 +53,10 @@ unsafe extern "C" fn region_rw<T: Operations, R: Region<T>>(
 ) -> isize {
     // SAFETY: The callback's own arguments, valid for its duration.
     let mut io = unsafe { RegionIo::new(b, n, pos) };
-    // SAFETY: Regions exist only while the device is open, so `c` is a registered container of
-    // `T` whose `vfio_device` is at offset 0.
+    // SAFETY: Regions exist only while the device is open, so `c` is a registered, open container
+    // of `T` whose `vfio_device` is at offset 0.
     rw_result(R::rw(
-        unsafe { Device::<T>::from_vdev(c.cast()) },
+        unsafe { Device::<T, Io>::from_vdev(c.cast()) },
         &mut io,
         write,
     ))
@@ -69,7 +70,7 @@ extern "C" fn region_release(
 ) {
 }
 
-impl<T: Operations> Device<T> {
+impl<T: Operations> Device<T, Open> {
     /// Adds the device-specific region `R` (`vfio_pci_core_register_dev_region()`) of `size`
     /// bytes, with the region type and subtype and the `VFIO_REGION_INFO_FLAG_*` `flags` that
     /// `VFIO_DEVICE_GET_REGION_INFO` reports, for the current open: the core frees it at close.
