@@ -401,22 +401,7 @@ impl vfio::Operations for PersonaDevice {
     }
 
     fn pasid_attach_ioas(dev: &Device<Self, Io>, pasid: u32, pt_id: &mut u32) -> Result {
-        let width = {
-            let state = dev.data().lock_state(dev.core());
-            let info = state
-                .persona
-                .as_ref()
-                .and_then(|a| a.persona().ok())
-                .and_then(|p| p.pasid());
-            // A persona without PASID presents no PASID capability: the device has none.
-            info.ok_or(EOPNOTSUPP)?.width
-        };
-        // PASID 0 is the RID's (vfio would otherwise attach the RID through the PASID path), and
-        // a PASID must fit the width the persona advertises.
-        if pasid == 0 || u64::from(pasid) >= 1u64 << width {
-            return Err(EINVAL);
-        }
-        dev.core().pasid_attach_ioas(pasid, pt_id)
+        crate::pasid::attach_ioas(dev, pasid, pt_id)
     }
 
     fn read(dev: &Device<Self, Io>, io: &mut RegionIo) -> Result<usize> {

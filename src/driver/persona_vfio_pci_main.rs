@@ -6,7 +6,7 @@
 //! generic VFIO abstraction) or [`sys`] (the driver's own FFI: firmware, its module parameter and
 //! sysfs attribute); the rest is safe Rust: [`device`] holds the per-device state and the VFIO
 //! operations the driver changes, [`config`] the config-space path, [`desc`] the descriptor region,
-//! [`sysfs`] the `persona` attribute, [`migration`] VFIO migration and dirty logging (device-independent), [`backend`]
+//! [`pasid`] PASID attach, [`sysfs`] the `persona` attribute, [`migration`] VFIO migration and dirty logging (device-independent), [`backend`]
 //! what each migratable device needs, [`error`] the errnos of the core's errors.
 
 use kernel::prelude::*;
@@ -17,6 +17,7 @@ mod desc;
 mod device;
 mod error;
 mod migration;
+mod pasid;
 mod persona;
 mod sys;
 mod sysfs;
