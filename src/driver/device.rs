@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The persona-vfio-pci device: per-device state and the VFIO operations it changes.
+//! The persona-vfio-pci device: per-device state and its locking (the VFIO operations that use
+//! them are in `crate::ops`).
 //!
 //! # Locking
 //!
@@ -35,15 +36,13 @@
 
 use crate::{
     backend::AnyBackend,
-    desc::DescRegion,
-    migration::{self, Migration, Session},
+    migration::Migration,
     persona::{self, Active, Selector},
     persona_core::{
-        mig::fsm::{Caps, State as MigState},
         overlay::OverlayState,
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
-    vfio::{self, CoreDevice, Device, DirtyBitmap, Io, LogRanges, Open, RegionIo},
+    vfio::{CoreDevice, RegionIo},
 };
 use kernel::{
     new_mutex,
@@ -87,7 +86,7 @@ pub(crate) struct State {
 
 impl State {
     /// Returns every emulated register to the persona's reset value.
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.resets = self.resets.wrapping_add(1);
         if let Some(mig) = &mut self.mig {
             mig.reset();
@@ -108,7 +107,7 @@ impl State {
     }
 
     /// Checks the persona in force against the device as it is now; `when` says why.
-    fn recheck(&mut self, core: &CoreDevice, when: &str) -> Result {
+    pub(crate) fn recheck(&mut self, core: &CoreDevice, when: &str) -> Result {
         if self.persona.is_none() {
             return Ok(());
         }
@@ -232,14 +231,14 @@ pub(crate) struct PersonaDevice {
     reset_pending: SpinLock<bool>,
     /// The device has a migration backend (`state.mig` is `Some`); fixed at bind, so that
     /// `mmap` (under `mmap_lock`) never takes `state`, which is held across user copies.
-    migratable: bool,
+    pub(crate) migratable: bool,
     /// The BAR the backend traps, fixed at bind for the same reason.
-    trapped_bar: Option<u32>,
+    pub(crate) trapped_bar: Option<u32>,
     /// Size BAR 0..5 and the ROM are presented at (`u64::MAX`: the device's); written with
     /// `state` held when the persona changes, read without it (mmap).
     bar_size: [Atomic<u64>; NBARS],
     /// Mirror of `State::stale`, for paths that do not take `state` (mmap).
-    stale: Atomic<bool>,
+    pub(crate) stale: Atomic<bool>,
 }
 
 /// `state` locked; on drop, runs any deferred reset before unlocking.
@@ -289,54 +288,9 @@ impl Drop for StateGuard<'_> {
 }
 
 impl PersonaDevice {
-    /// Locks the per-device state of the device whose core half is `core`.
-    pub(crate) fn lock_state<'a>(&'a self, core: &'a CoreDevice) -> StateGuard<'a> {
-        StateGuard {
-            dev: self,
-            core,
-            guard: Some(self.state.lock()),
-        }
-    }
-
-    /// Publishes the presented BAR sizes of the persona in force (with `state` held).
-    pub(crate) fn publish(&self, state: &State) {
-        for (a, v) in self.bar_size.iter().zip(state.presented_sizes()) {
-            a.store(v, Release);
-        }
-    }
-
-    /// The size region `index` is presented at, if it is a BAR or the ROM.
-    fn clamp(&self, index: u64) -> Option<u64> {
-        let i = usize::try_from(index).ok()?;
-        self.bar_size.get(i).map(|a| a.load(Acquire))
-    }
-
-    /// Bounds a BAR/ROM access: `EIO` when stale, `EINVAL` past the presented size, else the
-    /// access truncated to it.
-    fn bound_bar_io(&self, io: &mut RegionIo) -> Result {
-        let index = io.region_index();
-        let Some(limit) = self.clamp(index) else {
-            return Ok(());
-        };
-        if self.stale.load(Relaxed) {
-            return Err(EIO);
-        }
-        let off = io.offset();
-        if off >= limit {
-            return Err(EINVAL);
-        }
-        io.limit(usize::try_from(limit - off).unwrap_or(usize::MAX));
-        Ok(())
-    }
-}
-
-#[vtable]
-impl vfio::Operations for PersonaDevice {
-    const NAME: &'static CStr = c"persona-vfio-pci";
-
-    type DataFile = Session;
-
-    fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
+    /// Initialises the per-device data in place (VFIO's `init`): the state of the function as
+    /// it is at bind, with the default persona selected.
+    pub(crate) fn init(core: &CoreDevice) -> impl PinInit<Self, Error> {
         let state = State::new(core);
         let migratable = state.as_ref().is_ok_and(|s| s.mig.is_some());
         let trapped_bar = state
@@ -357,199 +311,10 @@ impl vfio::Operations for PersonaDevice {
         })
     }
 
-    fn open_device(dev: &Device<Self, Open>) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        // vfio_pci_core_enable() resets the function when it can; its reset_done finds `state`
-        // held by us and defers to the guard's drop.
-        dev.core().enable()?;
-        // Firmware can change under a bound device: the persona must still fit it.
-        if let Err(e) = state.recheck(dev.core(), "refused at open") {
-            dev.core().disable();
-            return Err(e);
-        }
-        state.stale = false;
-        dev.data().stale.store(false, Release);
-        if let Some(active) = &state.persona {
-            let vendor = u32::from(u16::from_le_bytes([
-                state.dump.first().copied().unwrap_or(0),
-                state.dump.get(1).copied().unwrap_or(0),
-            ]));
-            let ty = vfio::VENDOR_REGION_TYPE | vendor;
-            if let Err(e) = dev.register_region::<DescRegion>(
-                ty,
-                persona::DESC_SUBTYPE,
-                active.desc_len(),
-                vfio::REGION_INFO_FLAG_READ,
-            ) {
-                dev.core().disable();
-                return Err(e);
-            }
-        }
-        dev.core().finish_enable();
-        state.open = true;
-        state.reset();
-        Ok(())
-    }
-
-    fn close_device(dev: &Device<Self, Open>) {
-        let mut state = dev.data().lock_state(dev.core());
-        state.open = false;
-        if let Some(mig) = &mut state.mig {
-            mig.reset();
-        }
-        dev.core().close_device();
-    }
-
-    fn pasid_attach_ioas(dev: &Device<Self, Io>, pasid: u32, pt_id: &mut u32) -> Result {
-        crate::pasid::attach_ioas(dev, pasid, pt_id)
-    }
-
-    fn read(dev: &Device<Self, Io>, io: &mut RegionIo) -> Result<usize> {
-        if io.region_index() == vfio::CONFIG_REGION_INDEX {
-            return crate::config::read(dev, io);
-        }
-        dev.data().bound_bar_io(io)?;
-        dev.core().read(io)
-    }
-
-    fn write(dev: &Device<Self, Io>, io: &mut RegionIo) -> Result<usize> {
-        if io.region_index() == vfio::CONFIG_REGION_INDEX {
-            return crate::config::write(dev, io);
-        }
-        dev.data().bound_bar_io(io)?;
-        if dev.data().trapped_bar.map(u64::from) == Some(io.region_index()) {
-            // The trap bypasses vfio_pci_rw(): resume from runtime suspend as it does, before
-            // `state` (the resume takes the core's memory_lock and may signal the user).
-            let _pm = dev.core().pm_active()?;
-            let mut state = dev.data().lock_state(dev.core());
-            if let Some(mig) = &mut state.mig {
-                return mig.bar_write(dev.core(), io);
-            }
-        }
-        dev.core().write(io)
-    }
-
-    fn migration_flags(dev: &Device<Self>) -> Caps {
-        if dev.data().migratable {
-            migration::CAPS
-        } else {
-            Caps(0)
-        }
-    }
-
-    fn migration_set_state(dev: &Device<Self, Io>, new: MigState) -> Result<Option<vfio::NewFile>> {
-        let mut guard = dev.data().lock_state(dev.core());
-        let state = &mut *guard;
-        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
-        let mut ctx = migration::Ctx {
-            core: dev.core(),
-            persona: state.persona.as_ref(),
-            regs: &mut state.regs,
-        };
-        mig.set_state(&mut ctx, new)
-    }
-
-    fn migration_get_state(dev: &Device<Self, Io>) -> Result<MigState> {
-        let state = dev.data().lock_state(dev.core());
-        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur)
-    }
-
-    fn migration_data_size(dev: &Device<Self, Io>) -> Result<usize> {
-        let state = dev.data().lock_state(dev.core());
-        state.mig.as_ref().ok_or(EOPNOTSUPP)?.data_size()
-    }
-
-    fn dirty_logging(dev: &Device<Self>) -> bool {
-        dev.data().migratable
-    }
-
-    fn log_start(
-        dev: &Device<Self, Io>,
-        ranges: &mut LogRanges<'_>,
-        page_size: &mut u64,
-    ) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
-        mig.log_start(dev.core(), ranges, *page_size)
-    }
-
-    fn log_stop(dev: &Device<Self, Io>) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        if let Some(mig) = &mut state.mig {
-            mig.log.stop();
-        }
-        Ok(())
-    }
-
-    fn log_read_and_clear(
-        dev: &Device<Self, Io>,
-        iova: u64,
-        len: u64,
-        dirty: &mut DirtyBitmap<'_>,
-    ) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        let mig = state.mig.as_mut().ok_or(EINVAL)?;
-        mig.log_read_and_clear(dev.core(), iova, len, |at, n| dirty.set(at, n))
-    }
-
-    fn ioctl(dev: &Device<Self, Io>, cmd: u32, arg: usize) -> Result<isize> {
-        if cmd == vfio::DEVICE_IOEVENTFD {
-            if dev.data().migratable {
-                // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts
-                // would escape the P2P hold and the dirty log of the trapped BAR.
-                return Err(EOPNOTSUPP);
-            }
-            ioeventfd_bounds(dev.data(), arg)?;
-        }
-        dev.core().ioctl(cmd, arg)
-    }
-
-    fn mmap_allowed(dev: &Device<Self, Io>, index: u64, offset: u64, len: u64) -> Result {
-        let this = dev.data();
-        if this.trapped_bar.map(u64::from) == Some(index) {
-            return Err(EINVAL);
-        }
-        let Some(limit) = this.clamp(index) else {
-            return Ok(());
-        };
-        if this.stale.load(Relaxed) {
-            return Err(EIO);
-        }
-        match offset.checked_add(len) {
-            Some(end) if end <= limit => Ok(()),
-            _ => Err(EINVAL),
-        }
-    }
-
-    fn region_info(dev: &Device<Self, Io>, index: u32, flags: &mut u32, size: &mut u64) {
-        let this = dev.data();
-        if this.trapped_bar == Some(index) {
-            // The BAR is trapped: QEMU falls back to read/write.
-            *flags &= !vfio::REGION_INFO_FLAG_MMAP;
-        }
-        if let Some(limit) = this.clamp(u64::from(index)) {
-            if limit < *size {
-                *size = limit;
-                if limit < kernel::page::PAGE_SIZE as u64 {
-                    // Not even a page is presented: nothing to map.
-                    *flags &= !vfio::REGION_INFO_FLAG_MMAP;
-                }
-            }
-        }
-    }
-
-    /// A fatal error freezes the channel, and the PCI core then resets the link below the port
-    /// without calling `reset_done`: the function's state is gone as after any reset, so the
-    /// driver ends what it had the same way (sessions closed, their fds `ENODEV`, migration back
-    /// to RUNNING, the persona checked again). A non-fatal error changes nothing.
-    fn error_detected(dev: &Device<Self>, frozen: bool) {
-        if frozen {
-            Self::reset_done(dev);
-        }
-    }
-
-    fn reset_done(dev: &Device<Self>) {
-        let this = dev.data();
+    /// A reset of the function finished (`reset_done`, or a frozen channel): resets the state
+    /// now, or, when `state` is held, leaves it to the holder (see the module's locking notes).
+    pub(crate) fn function_reset(&self, core: &CoreDevice) {
+        let this = self;
         let mut pending = this.reset_pending.lock();
         *pending = true;
         let Some(state) = this.state.try_lock() else {
@@ -560,9 +325,49 @@ impl vfio::Operations for PersonaDevice {
         // Runs the deferred reset (the flag we just set) and unlocks.
         drop(StateGuard {
             dev: this,
-            core: dev.core(),
+            core,
             guard: Some(state),
         });
+    }
+
+    /// Locks the per-device state of the device whose core half is `core`.
+    pub(crate) fn lock_state<'a>(&'a self, core: &'a CoreDevice) -> StateGuard<'a> {
+        StateGuard {
+            dev: self,
+            core,
+            guard: Some(self.state.lock()),
+        }
+    }
+
+    /// Publishes the presented BAR sizes of the persona in force (with `state` held).
+    pub(crate) fn publish(&self, state: &State) {
+        for (a, v) in self.bar_size.iter().zip(state.presented_sizes()) {
+            a.store(v, Release);
+        }
+    }
+
+    /// The size region `index` is presented at, if it is a BAR or the ROM.
+    pub(crate) fn clamp(&self, index: u64) -> Option<u64> {
+        let i = usize::try_from(index).ok()?;
+        self.bar_size.get(i).map(|a| a.load(Acquire))
+    }
+
+    /// Bounds a BAR/ROM access: `EIO` when stale, `EINVAL` past the presented size, else the
+    /// access truncated to it.
+    pub(crate) fn bound_bar_io(&self, io: &mut RegionIo) -> Result {
+        let index = io.region_index();
+        let Some(limit) = self.clamp(index) else {
+            return Ok(());
+        };
+        if self.stale.load(Relaxed) {
+            return Err(EIO);
+        }
+        let off = io.offset();
+        if off >= limit {
+            return Err(EINVAL);
+        }
+        io.limit(usize::try_from(limit - off).unwrap_or(usize::MAX));
+        Ok(())
     }
 }
 
@@ -570,7 +375,7 @@ impl vfio::Operations for PersonaDevice {
 ///
 /// vfio-pci-core reads the argument again; a user racing to change it between the two reads can
 /// only reach what vfio-pci-core bounds by the device's own BAR.
-fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
+pub(crate) fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
     let mut head = [0u8; IOEVENTFD_HEAD];
     UserSlice::new(UserPtr::from_addr(arg), IOEVENTFD_HEAD)
         .reader()
