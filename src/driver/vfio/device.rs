@@ -276,21 +276,24 @@ impl CoreDevice<Io> {
                 bindings::vfio_pci_core_read(self.vdev(), p, len, &mut pos)
             }
         };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
+        usize::try_from(n)
+            .map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(EINVAL.to_errno())))
     }
 
     /// `vfio_pci_core_read()` on any region.
     pub(crate) fn read(&self, io: &mut RegionIo) -> Result<usize> {
         // SAFETY: `io` carries the user buffer and position of the current read callback.
         let n = unsafe { bindings::vfio_pci_core_read(self.vdev(), io.buf, io.count, io.pos) };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
+        usize::try_from(n)
+            .map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(EINVAL.to_errno())))
     }
 
     /// `vfio_pci_core_write()` on any region.
     pub(crate) fn write(&self, io: &mut RegionIo) -> Result<usize> {
         // SAFETY: `io` carries the user buffer and position of the current write callback.
         let n = unsafe { bindings::vfio_pci_core_write(self.vdev(), io.buf, io.count, io.pos) };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
+        usize::try_from(n)
+            .map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(EINVAL.to_errno())))
     }
 
     /// `vfio_pci_core_ioctl()`.

@@ -247,7 +247,7 @@ unsafe extern "C" fn mig_ioctl<F: DataFileOps>(
     })();
     match r {
         Ok(()) => 0,
-        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
+        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(EINVAL.to_errno() as c_long),
     }
 }
 

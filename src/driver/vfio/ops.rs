@@ -404,7 +404,7 @@ unsafe extern "C" fn ioctl<T: Operations>(
     let dev = unsafe { dev::<T, Io>(v) };
     match T::ioctl(dev, cmd, arg) {
         Ok(r) => c_long::try_from(r).unwrap_or(c_long::MAX),
-        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
+        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(EINVAL.to_errno() as c_long),
     }
 }
 
