@@ -7,6 +7,8 @@
 //! and end at or below `ULONG_MAX`; the report's page size is a power of two of at least 4 KiB
 //! and its range does not overflow. The driver keeps its own state and lock (VFIO serialises
 //! nothing here).
+//!
+//! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 
 use super::{bindings, device::CoreDevice};
 use core::marker::PhantomData;

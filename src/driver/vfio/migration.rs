@@ -15,6 +15,8 @@
 //! which may outlive the device, then fails every call with `ENODEV` touching only the session.
 //! What the file needs of the device (whether the user opted in to PRECOPY_INFOv2) is copied
 //! into it when it is made, while the device is open.
+//!
+//! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 
 use super::{bindings, context::Io, device::CoreDevice, error::rw_result};
 use core::marker::PhantomData;

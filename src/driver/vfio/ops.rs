@@ -14,6 +14,8 @@
 //! out-of-tree module. [`declare_vfio_pci_driver!`] defines the `pvp_rs_*` symbols those C tables
 //! call, each a one-line call into the generic function of the same name here. Errors become
 //! errnos here and nowhere else.
+//!
+//! C header: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
 
 use super::{
     bindings,
