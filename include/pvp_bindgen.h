@@ -2,6 +2,8 @@
 /*
  * Input of the build-time bindgen run (see Kbuild): the VFIO headers and the shim's interface.
  */
+#include <linux/anon_inodes.h>
+#include <linux/fs.h>
 #include <linux/vfio.h>
 /* Before vfio_pci_core.h: it declares vfio_pci_core_{ioread,iowrite}64 only when these exist. */
 #include <linux/io-64-nonatomic-lo-hi.h>

@@ -2,9 +2,10 @@
 /*
  * Interface between the C shim (src/shim/pvp_shim.c) and the Rust driver.
  *
- * The shim holds what Rust cannot express: the static pci_driver, ID and vfio_device_ops tables,
- * wrappers for static inline functions and macros, and trampolines where a C enum crosses the
- * boundary (kCFI gives Rust callbacks taking a C enum another type hash). It holds no logic.
+ * The shim holds what Rust cannot express out of tree: the static pci_driver with its ID table and
+ * attribute group, the string module parameter, wrappers for static inline functions and macros,
+ * and trampolines and the table where a C enum crosses the boundary (kCFI gives Rust callbacks
+ * taking a C enum another type hash). It holds no logic.
  * Symbols the shim defines are pvp_shim_*; the Rust functions its tables call are pvp_rs_*.
  */
 #ifndef PVP_SHIM_H
@@ -13,17 +14,13 @@
 #include <linux/types.h>
 #include <linux/uuid.h>
 
+struct device;
 struct pci_dev;
 struct vfio_device;
 struct vfio_pci_core_device;
-struct vfio_region_info;
-struct vfio_info_cap;
+struct vfio_log_ops;
 struct vm_area_struct;
-struct iommufd_ctx;
 struct file;
-struct rb_root_cached;
-struct iova_bitmap;
-struct poll_table_struct;
 
 /* --- Provided by the shim --- */
 
@@ -35,11 +32,7 @@ size_t pvp_shim_core_device_align(void);
 int pvp_shim_register_driver(void);
 void pvp_shim_unregister_driver(void);
 
-/*
- * vfio_alloc_device() is a macro: allocate our container of @size bytes (core device at offset
- * 0) with the shim's vfio_device_ops; VFIO calls pvp_rs_init() inside. Returns an ERR_PTR.
- */
-struct vfio_pci_core_device *pvp_shim_alloc_device(struct pci_dev *pdev, size_t size);
+/* vfio_put_device() of a core device (an inline); dev_set_drvdata()/dev_get_drvdata(). */
 void pvp_shim_put_device(struct vfio_pci_core_device *vdev);
 void pvp_shim_set_drvdata(struct pci_dev *pdev, struct vfio_pci_core_device *vdev);
 struct vfio_pci_core_device *pvp_shim_drvdata(struct pci_dev *pdev);
@@ -54,10 +47,6 @@ void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status);
 /* The default_persona module parameter (a string: Rust's module! has no string parameters). */
 const char *pvp_shim_default_persona(void);
 
-/* Registers the read-only persona descriptor region (vendor type) for an open device. */
-int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u32 subtype,
-				  size_t size);
-
 /*
  * Migration: install the migration ops (trampolines to the pvp_rs_migration_* functions) with
  * these VFIO_MIGRATION_* flags; call before registration. The next single arc towards @new, by
@@ -66,12 +55,9 @@ int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u
 void pvp_shim_enable_migration(struct vfio_pci_core_device *vdev, u32 flags);
 int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next);
 
-/* Dirty page logging: install the log ops (the pvp_rs_log_* functions); before registration. */
-void pvp_shim_enable_dirty_logging(struct vfio_pci_core_device *vdev);
+/* Dirty page logging: install Rust's log ops table; before registration. */
+void pvp_shim_set_log_ops(struct vfio_pci_core_device *vdev, const struct vfio_log_ops *ops);
 
-/* A migration data fd (stream, not seekable) with @priv as private data; ERR_PTR on failure. */
-struct file *pvp_shim_mig_file(void *priv, bool writable);
-void pvp_shim_fput(struct file *filp);
 /* Whether the user opted in to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (device open). */
 bool pvp_shim_precopy_info_v2(struct vfio_device *vdev);
 
@@ -90,28 +76,7 @@ void pvp_shim_vma_range(struct vm_area_struct *vma, u64 *offset, u64 *len);
 /* pci_resource_len() and pci_resource_flags() of resource @i (0..5 BARs, 6 the ROM). */
 void pvp_shim_resource(struct pci_dev *pdev, int i, u64 *len, u64 *flags);
 
-/* --- Provided by Rust (src/driver/vfio/ops.rs) --- */
-
-struct file *pvp_rs_migration_set_state(struct vfio_device *vdev, u32 new_state);
-int pvp_rs_migration_get_state(struct vfio_device *vdev, u32 *state);
-int pvp_rs_migration_get_data_size(struct vfio_device *vdev, unsigned long *stop_copy_length);
-ssize_t pvp_rs_mig_read(void *priv, char __user *buf, size_t len);
-ssize_t pvp_rs_mig_write(void *priv, const char __user *buf, size_t len);
-long pvp_rs_mig_ioctl(void *priv, unsigned int cmd, unsigned long arg);
-unsigned int pvp_rs_mig_poll(void *priv, struct file *filp, struct poll_table_struct *wait);
-void pvp_rs_mig_release(void *priv);
-int pvp_rs_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges, u32 nnodes,
-		     u64 *page_size);
-int pvp_rs_log_stop(struct vfio_device *vdev);
-int pvp_rs_log_read_and_clear(struct vfio_device *vdev, unsigned long iova, unsigned long length,
-			      struct iova_bitmap *dirty);
-
-
-ssize_t pvp_rs_persona_show(struct vfio_pci_core_device *vdev, char *buf);
-ssize_t pvp_rs_persona_store(struct vfio_pci_core_device *vdev, const char *buf, size_t count);
-ssize_t pvp_rs_desc_rw(struct vfio_pci_core_device *vdev, char __user *buf, size_t count,
-		       loff_t *ppos, bool iswrite);
-
+/* --- Provided by Rust (src/driver/vfio/ops.rs): what the shim's tables call --- */
 
 int pvp_rs_probe(struct pci_dev *pdev);
 void pvp_rs_remove(struct pci_dev *pdev);
@@ -119,27 +84,13 @@ int pvp_rs_sriov_configure(struct pci_dev *pdev, int nr_virtfn);
 void pvp_rs_reset_prepare(struct pci_dev *pdev);
 void pvp_rs_reset_done(struct pci_dev *pdev);
 void pvp_rs_error_detected(struct pci_dev *pdev, unsigned int state);
+struct file *pvp_rs_migration_set_state(struct vfio_device *vdev, u32 new_state);
+int pvp_rs_migration_get_state(struct vfio_device *vdev, u32 *state);
+int pvp_rs_migration_get_data_size(struct vfio_device *vdev, unsigned long *stop_copy_length);
 
-int pvp_rs_init(struct vfio_device *vdev);
-void pvp_rs_release(struct vfio_device *vdev);
-int pvp_rs_open_device(struct vfio_device *vdev);
-void pvp_rs_close_device(struct vfio_device *vdev);
-ssize_t pvp_rs_read(struct vfio_device *vdev, char __user *buf, size_t count, loff_t *ppos);
-ssize_t pvp_rs_write(struct vfio_device *vdev, const char __user *buf, size_t count,
-		     loff_t *ppos);
-long pvp_rs_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg);
-int pvp_rs_device_feature(struct vfio_device *vdev, u32 flags, void __user *arg, size_t argsz);
-int pvp_rs_get_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *info,
-				struct vfio_info_cap *caps);
-int pvp_rs_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
-void pvp_rs_request(struct vfio_device *vdev, unsigned int count);
-int pvp_rs_match(struct vfio_device *vdev, char *buf);
-int pvp_rs_match_token_uuid(struct vfio_device *vdev, const uuid_t *uuid);
-int pvp_rs_bind_iommufd(struct vfio_device *vdev, struct iommufd_ctx *ictx, u32 *out_device_id);
-void pvp_rs_unbind_iommufd(struct vfio_device *vdev);
-int pvp_rs_attach_ioas(struct vfio_device *vdev, u32 *pt_id);
-void pvp_rs_detach_ioas(struct vfio_device *vdev);
-int pvp_rs_pasid_attach_ioas(struct vfio_device *vdev, u32 pasid, u32 *pt_id);
-void pvp_rs_pasid_detach_ioas(struct vfio_device *vdev, u32 pasid);
+/* --- Provided by Rust's driver glue (src/driver/sys/attr.rs): the persona attribute --- */
+
+ssize_t pvp_rs_persona_show(struct device *dev, char *buf);
+ssize_t pvp_rs_persona_store(struct device *dev, const char *buf, size_t count);
 
 #endif /* PVP_SHIM_H */

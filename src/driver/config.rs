@@ -16,13 +16,13 @@
 use crate::{
     device::PersonaDevice,
     persona_core::overlay::{chunk, ConfigAccess, OverlayError},
-    vfio::{self, CoreDevice, Device, RegionIo},
+    vfio::{self, CoreDevice, Device, Io, RegionIo},
 };
 use kernel::prelude::*;
 
 /// vfio-pci-core's config path for one piece of a user access.
 struct CoreConfig<'a> {
-    core: &'a CoreDevice,
+    core: &'a CoreDevice<Io>,
     io: &'a RegionIo,
     /// Where the piece starts in the user's buffer.
     at: usize,
@@ -68,7 +68,7 @@ fn overlay_error(e: OverlayError<Error>) -> Error {
 }
 
 /// A read (`write` false) or write of the config region.
-fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result<usize> {
+fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Result<usize> {
     let mut guard = dev.data().lock_state(dev.core());
     let state = &mut *guard;
     if state.stale {
@@ -123,11 +123,11 @@ fn access(dev: &Device<PersonaDevice>, io: &mut RegionIo, write: bool) -> Result
 }
 
 /// A read of the config region.
-pub(crate) fn read(dev: &Device<PersonaDevice>, io: &mut RegionIo) -> Result<usize> {
+pub(crate) fn read(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo) -> Result<usize> {
     access(dev, io, false)
 }
 
 /// A write to the config region.
-pub(crate) fn write(dev: &Device<PersonaDevice>, io: &mut RegionIo) -> Result<usize> {
+pub(crate) fn write(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo) -> Result<usize> {
     access(dev, io, true)
 }

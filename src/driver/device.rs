@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The persona-vfio-pci device: per-device state and the VFIO operations it changes.
+//! The persona-vfio-pci device: per-device state and its locking (the VFIO operations that use
+//! them are in `crate::ops`).
 //!
 //! # Locking
 //!
@@ -35,16 +36,14 @@
 
 use crate::{
     backend::AnyBackend,
-    migration::{self, Migration, Session},
+    migration::Migration,
     persona::{self, Active, Selector},
     persona_core::{
-        mig::fsm::{Caps, State as MigState},
         overlay::OverlayState,
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
-    vfio::{self, CoreDevice, Device, DirtyBitmap, LogRanges, RegionIo},
+    vfio::{CoreDevice, RegionIo},
 };
-use core::fmt::Write;
 use kernel::{
     new_mutex,
     new_spinlock,
@@ -87,7 +86,7 @@ pub(crate) struct State {
 
 impl State {
     /// Returns every emulated register to the persona's reset value.
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.resets = self.resets.wrapping_add(1);
         if let Some(mig) = &mut self.mig {
             mig.reset();
@@ -108,7 +107,7 @@ impl State {
     }
 
     /// Checks the persona in force against the device as it is now; `when` says why.
-    fn recheck(&mut self, core: &CoreDevice, when: &str) -> Result {
+    pub(crate) fn recheck(&mut self, core: &CoreDevice, when: &str) -> Result {
         if self.persona.is_none() {
             return Ok(());
         }
@@ -181,13 +180,13 @@ impl State {
             mig,
         };
         let dev = core.as_dev();
-        let wanted = vfio::default_persona().to_bytes();
+        let wanted = crate::sys::default_persona().to_bytes();
         let sel = persona::parse_selector(wanted).unwrap_or(Selector::Auto);
         if let Err(e) = state.select(core, &sel) {
             dev_warn!(
                 dev,
                 "default persona {:?} not usable ({:?}); using auto\n",
-                vfio::default_persona(),
+                crate::sys::default_persona(),
                 e
             );
             if state.select(core, &Selector::Auto).is_err() {
@@ -202,7 +201,7 @@ impl State {
     }
 
     /// Makes `sel` the persona in force; on failure the previous one stays.
-    fn select(&mut self, core: &CoreDevice, sel: &Selector<'_>) -> Result {
+    pub(crate) fn select(&mut self, core: &CoreDevice, sel: &Selector<'_>) -> Result {
         let dev = core.as_dev();
         // The device as it is now: firmware may have changed it since bind.
         let _ = self.refresh(core);
@@ -232,14 +231,14 @@ pub(crate) struct PersonaDevice {
     reset_pending: SpinLock<bool>,
     /// The device has a migration backend (`state.mig` is `Some`); fixed at bind, so that
     /// `mmap` (under `mmap_lock`) never takes `state`, which is held across user copies.
-    migratable: bool,
+    pub(crate) migratable: bool,
     /// The BAR the backend traps, fixed at bind for the same reason.
-    trapped_bar: Option<u32>,
+    pub(crate) trapped_bar: Option<u32>,
     /// Size BAR 0..5 and the ROM are presented at (`u64::MAX`: the device's); written with
     /// `state` held when the persona changes, read without it (mmap).
     bar_size: [Atomic<u64>; NBARS],
     /// Mirror of `State::stale`, for paths that do not take `state` (mmap).
-    stale: Atomic<bool>,
+    pub(crate) stale: Atomic<bool>,
 }
 
 /// `state` locked; on drop, runs any deferred reset before unlocking.
@@ -289,51 +288,9 @@ impl Drop for StateGuard<'_> {
 }
 
 impl PersonaDevice {
-    /// Locks the per-device state of the device whose core half is `core`.
-    pub(crate) fn lock_state<'a>(&'a self, core: &'a CoreDevice) -> StateGuard<'a> {
-        StateGuard {
-            dev: self,
-            core,
-            guard: Some(self.state.lock()),
-        }
-    }
-
-    /// Publishes the presented BAR sizes of the persona in force (with `state` held).
-    fn publish(&self, state: &State) {
-        for (a, v) in self.bar_size.iter().zip(state.presented_sizes()) {
-            a.store(v, Release);
-        }
-    }
-
-    /// The size region `index` is presented at, if it is a BAR or the ROM.
-    fn clamp(&self, index: u64) -> Option<u64> {
-        let i = usize::try_from(index).ok()?;
-        self.bar_size.get(i).map(|a| a.load(Acquire))
-    }
-
-    /// Bounds a BAR/ROM access: `EIO` when stale, `EINVAL` past the presented size, else the
-    /// access truncated to it.
-    fn bound_bar_io(&self, io: &mut RegionIo) -> Result {
-        let index = io.region_index();
-        let Some(limit) = self.clamp(index) else {
-            return Ok(());
-        };
-        if self.stale.load(Relaxed) {
-            return Err(EIO);
-        }
-        let off = io.offset();
-        if off >= limit {
-            return Err(EINVAL);
-        }
-        io.limit(usize::try_from(limit - off).unwrap_or(usize::MAX));
-        Ok(())
-    }
-}
-
-impl vfio::Driver for PersonaDevice {
-    type DataFile = Session;
-
-    fn new(core: &CoreDevice) -> impl PinInit<Self, Error> {
+    /// Initialises the per-device data in place (VFIO's `init`): the state of the function as
+    /// it is at bind, with the default persona selected.
+    pub(crate) fn init(core: &CoreDevice) -> impl PinInit<Self, Error> {
         let state = State::new(core);
         let migratable = state.as_ref().is_ok_and(|s| s.mig.is_some());
         let trapped_bar = state
@@ -354,270 +311,10 @@ impl vfio::Driver for PersonaDevice {
         })
     }
 
-    fn open_device(dev: &Device<Self>) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        // vfio_pci_core_enable() resets the function when it can; its reset_done finds `state`
-        // held by us and defers to the guard's drop.
-        dev.core().enable()?;
-        // Firmware can change under a bound device: the persona must still fit it.
-        if let Err(e) = state.recheck(dev.core(), "refused at open") {
-            dev.core().disable();
-            return Err(e);
-        }
-        state.stale = false;
-        dev.data().stale.store(false, Release);
-        if let Some(active) = &state.persona {
-            let vendor = u32::from(u16::from_le_bytes([
-                state.dump.first().copied().unwrap_or(0),
-                state.dump.get(1).copied().unwrap_or(0),
-            ]));
-            let ty = vfio::VENDOR_REGION_TYPE | vendor;
-            if let Err(e) =
-                dev.core()
-                    .register_desc_region(ty, persona::DESC_SUBTYPE, active.desc_len())
-            {
-                dev.core().disable();
-                return Err(e);
-            }
-        }
-        dev.core().finish_enable();
-        state.open = true;
-        state.reset();
-        Ok(())
-    }
-
-    fn close_device(dev: &Device<Self>) {
-        let mut state = dev.data().lock_state(dev.core());
-        state.open = false;
-        if let Some(mig) = &mut state.mig {
-            mig.reset();
-        }
-        dev.core().close_device();
-    }
-
-    fn pasid_attach_ioas(dev: &Device<Self>, pasid: u32, pt_id: &mut u32) -> Result {
-        let width = {
-            let state = dev.data().lock_state(dev.core());
-            let info = state
-                .persona
-                .as_ref()
-                .and_then(|a| a.persona().ok())
-                .and_then(|p| p.pasid());
-            // A persona without PASID presents no PASID capability: the device has none.
-            info.ok_or(EOPNOTSUPP)?.width
-        };
-        // PASID 0 is the RID's (vfio would otherwise attach the RID through the PASID path), and
-        // a PASID must fit the width the persona advertises.
-        if pasid == 0 || u64::from(pasid) >= 1u64 << width {
-            return Err(EINVAL);
-        }
-        dev.core().pasid_attach_ioas(pasid, pt_id)
-    }
-
-    fn persona_show(dev: &Device<Self>, out: &mut [u8]) -> Result<usize> {
-        let state = dev.data().lock_state(dev.core());
-        let mut w = PageWriter { buf: out, len: 0 };
-        match &state.persona {
-            Some(active) => {
-                let p = active.persona()?;
-                let v = p.version();
-                write!(w, "{}@{}.{} ", p.name(), v.major, v.minor).map_err(|_| EINVAL)?;
-                for b in p.digest() {
-                    write!(w, "{:02x}", b).map_err(|_| EINVAL)?;
-                }
-                writeln!(w).map_err(|_| EINVAL)?;
-            }
-            None => writeln!(
-                w,
-                "none: no persona is in force; the device is presented as vfio-pci presents it, \
-                 nothing pinned (the kernel log says why)"
-            )
-            .map_err(|_| EINVAL)?,
-        }
-        Ok(w.len)
-    }
-
-    fn persona_store(dev: &Device<Self>, input: &[u8]) -> Result {
-        let sel = persona::parse_selector(input)?;
-        let mut state = dev.data().lock_state(dev.core());
-        if state.open {
-            return Err(EBUSY);
-        }
-        let r = state.select(dev.core(), &sel);
-        dev.data().publish(&state);
-        r
-    }
-
-    fn desc_rw(dev: &Device<Self>, io: &mut RegionIo, write: bool) -> Result<usize> {
-        if write {
-            return Err(EINVAL);
-        }
-        let state = dev.data().lock_state(dev.core());
-        let Some(active) = &state.persona else {
-            return Err(EINVAL);
-        };
-        let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
-        let mut total = 0usize;
-        let mut chunk = [0u8; 64];
-        while total < io.len() {
-            let want = (io.len() - total).min(chunk.len());
-            let n = active.desc_read(off.saturating_add(total), &mut chunk[..want])?;
-            if n == 0 {
-                break;
-            }
-            vfio::copy_to_user_at(io, total, &chunk[..n])?;
-            total += n;
-        }
-        io.advance(total);
-        Ok(total)
-    }
-
-    fn read(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
-        if io.region_index() == vfio::CONFIG_REGION_INDEX {
-            return crate::config::read(dev, io);
-        }
-        dev.data().bound_bar_io(io)?;
-        dev.core().read(io)
-    }
-
-    fn write(dev: &Device<Self>, io: &mut RegionIo) -> Result<usize> {
-        if io.region_index() == vfio::CONFIG_REGION_INDEX {
-            return crate::config::write(dev, io);
-        }
-        dev.data().bound_bar_io(io)?;
-        if dev.data().trapped_bar.map(u64::from) == Some(io.region_index()) {
-            // The trap bypasses vfio_pci_rw(): resume from runtime suspend as it does, before
-            // `state` (the resume takes the core's memory_lock and may signal the user).
-            let _pm = dev.core().pm_active()?;
-            let mut state = dev.data().lock_state(dev.core());
-            if let Some(mig) = &mut state.mig {
-                return mig.bar_write(dev.core(), io);
-            }
-        }
-        dev.core().write(io)
-    }
-
-    fn migration_flags(dev: &Device<Self>) -> Caps {
-        if dev.data().migratable {
-            migration::CAPS
-        } else {
-            Caps(0)
-        }
-    }
-
-    fn migration_set_state(dev: &Device<Self>, new: MigState) -> Result<Option<vfio::NewFile>> {
-        let mut guard = dev.data().lock_state(dev.core());
-        let state = &mut *guard;
-        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
-        let mut ctx = migration::Ctx {
-            core: dev.core(),
-            persona: state.persona.as_ref(),
-            regs: &mut state.regs,
-        };
-        mig.set_state(&mut ctx, new)
-    }
-
-    fn migration_get_state(dev: &Device<Self>) -> Result<MigState> {
-        let state = dev.data().lock_state(dev.core());
-        Ok(state.mig.as_ref().ok_or(EOPNOTSUPP)?.cur)
-    }
-
-    fn migration_data_size(dev: &Device<Self>) -> Result<usize> {
-        let state = dev.data().lock_state(dev.core());
-        state.mig.as_ref().ok_or(EOPNOTSUPP)?.data_size()
-    }
-
-    fn dirty_logging(dev: &Device<Self>) -> bool {
-        dev.data().migratable
-    }
-
-    fn log_start(dev: &Device<Self>, ranges: &mut LogRanges<'_>, page_size: &mut u64) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
-        mig.log_start(dev.core(), ranges, *page_size)
-    }
-
-    fn log_stop(dev: &Device<Self>) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        if let Some(mig) = &mut state.mig {
-            mig.log.stop();
-        }
-        Ok(())
-    }
-
-    fn log_read_and_clear(
-        dev: &Device<Self>,
-        iova: u64,
-        len: u64,
-        dirty: &mut DirtyBitmap<'_>,
-    ) -> Result {
-        let mut state = dev.data().lock_state(dev.core());
-        let mig = state.mig.as_mut().ok_or(EINVAL)?;
-        mig.log_read_and_clear(dev.core(), iova, len, |at, n| dirty.set(at, n))
-    }
-
-    fn ioctl(dev: &Device<Self>, cmd: u32, arg: usize) -> Result<isize> {
-        if cmd == vfio::DEVICE_IOEVENTFD {
-            if dev.data().migratable {
-                // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts
-                // would escape the P2P hold and the dirty log of the trapped BAR.
-                return Err(EOPNOTSUPP);
-            }
-            ioeventfd_bounds(dev.data(), arg)?;
-        }
-        dev.core().ioctl(cmd, arg)
-    }
-
-    fn mmap_allowed(dev: &Device<Self>, index: u64, offset: u64, len: u64) -> Result {
-        let this = dev.data();
-        if this.trapped_bar.map(u64::from) == Some(index) {
-            return Err(EINVAL);
-        }
-        let Some(limit) = this.clamp(index) else {
-            return Ok(());
-        };
-        if this.stale.load(Relaxed) {
-            return Err(EIO);
-        }
-        match offset.checked_add(len) {
-            Some(end) if end <= limit => Ok(()),
-            _ => Err(EINVAL),
-        }
-    }
-
-    fn region_info(dev: &Device<Self>, index: u32, flags: &mut u32, size: &mut u64) {
-        let this = dev.data();
-        if this.trapped_bar == Some(index) {
-            // The BAR is trapped: QEMU falls back to read/write.
-            *flags &= !vfio::REGION_INFO_FLAG_MMAP;
-        }
-        if let Some(limit) = this.clamp(u64::from(index)) {
-            if limit < *size {
-                *size = limit;
-                if limit < kernel::page::PAGE_SIZE as u64 {
-                    // Not even a page is presented: nothing to map.
-                    *flags &= !vfio::REGION_INFO_FLAG_MMAP;
-                }
-            }
-        }
-    }
-
-    fn device_feature(dev: &Device<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
-        dev.core().device_feature(flags, arg, argsz)
-    }
-
-    /// A fatal error freezes the channel, and the PCI core then resets the link below the port
-    /// without calling `reset_done`: the function's state is gone as after any reset, so the
-    /// driver ends what it had the same way (sessions closed, their fds `ENODEV`, migration back
-    /// to RUNNING, the persona checked again). A non-fatal error changes nothing.
-    fn error_detected(dev: &Device<Self>, frozen: bool) {
-        if frozen {
-            Self::reset_done(dev);
-        }
-    }
-
-    fn reset_done(dev: &Device<Self>) {
-        let this = dev.data();
+    /// A reset of the function finished (`reset_done`, or a frozen channel): resets the state
+    /// now, or, when `state` is held, leaves it to the holder (see the module's locking notes).
+    pub(crate) fn function_reset(&self, core: &CoreDevice) {
+        let this = self;
         let mut pending = this.reset_pending.lock();
         *pending = true;
         let Some(state) = this.state.try_lock() else {
@@ -628,9 +325,49 @@ impl vfio::Driver for PersonaDevice {
         // Runs the deferred reset (the flag we just set) and unlocks.
         drop(StateGuard {
             dev: this,
-            core: dev.core(),
+            core,
             guard: Some(state),
         });
+    }
+
+    /// Locks the per-device state of the device whose core half is `core`.
+    pub(crate) fn lock_state<'a>(&'a self, core: &'a CoreDevice) -> StateGuard<'a> {
+        StateGuard {
+            dev: self,
+            core,
+            guard: Some(self.state.lock()),
+        }
+    }
+
+    /// Publishes the presented BAR sizes of the persona in force (with `state` held).
+    pub(crate) fn publish(&self, state: &State) {
+        for (a, v) in self.bar_size.iter().zip(state.presented_sizes()) {
+            a.store(v, Release);
+        }
+    }
+
+    /// The size region `index` is presented at, if it is a BAR or the ROM.
+    pub(crate) fn clamp(&self, index: u64) -> Option<u64> {
+        let i = usize::try_from(index).ok()?;
+        self.bar_size.get(i).map(|a| a.load(Acquire))
+    }
+
+    /// Bounds a BAR/ROM access: `EIO` when stale, `EINVAL` past the presented size, else the
+    /// access truncated to it.
+    pub(crate) fn bound_bar_io(&self, io: &mut RegionIo) -> Result {
+        let index = io.region_index();
+        let Some(limit) = self.clamp(index) else {
+            return Ok(());
+        };
+        if self.stale.load(Relaxed) {
+            return Err(EIO);
+        }
+        let off = io.offset();
+        if off >= limit {
+            return Err(EINVAL);
+        }
+        io.limit(usize::try_from(limit - off).unwrap_or(usize::MAX));
+        Ok(())
     }
 }
 
@@ -638,7 +375,7 @@ impl vfio::Driver for PersonaDevice {
 ///
 /// vfio-pci-core reads the argument again; a user racing to change it between the two reads can
 /// only reach what vfio-pci-core bounds by the device's own BAR.
-fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
+pub(crate) fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
     let mut head = [0u8; IOEVENTFD_HEAD];
     UserSlice::new(UserPtr::from_addr(arg), IOEVENTFD_HEAD)
         .reader()
@@ -666,23 +403,5 @@ fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
     match off.checked_add(size) {
         Some(end) if end <= limit => Ok(()),
         _ => Err(EINVAL),
-    }
-}
-
-/// `core::fmt::Write` into a sysfs page.
-struct PageWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl core::fmt::Write for PageWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(core::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }

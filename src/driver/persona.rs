@@ -13,7 +13,10 @@ use crate::persona_core::{
         BarInfo, CapEntry, DeviceView, Ids, PersonaRef, Version, MAX_NAME, NBARS, SPACE,
     },
 };
-use crate::vfio::{CoreDevice, Firmware, PasidStatus};
+use crate::{
+    sys::Firmware,
+    vfio::{CoreDevice, PasidStatus},
+};
 use kernel::{device, prelude::*, str::CString};
 
 /// Subtype of the persona descriptor region (`"PERS"`), under the vendor region type; the

@@ -2,20 +2,28 @@
 
 //! persona-vfio-pci: a vfio-pci-core variant driver that presents a versioned persona.
 //!
-//! This crate root is a table of contents. Every `unsafe` and every FFI call is in [`vfio`]; the
-//! rest is safe Rust: [`device`] holds the per-device state and the VFIO operations the driver
-//! changes, [`config`] the config-space path, [`migration`] VFIO migration and dirty logging
-//! (device-independent), [`backend`] what each migratable device needs, [`error`] the errnos of
-//! the core's errors.
+//! This crate root is a table of contents. Every `unsafe` and every FFI call is in [`vfio`] (the
+//! generic VFIO abstraction) or [`sys`] (the driver's own FFI: firmware, its module parameter and
+//! sysfs attribute); the rest is safe Rust, one concern a file: [`device`] holds the per-device
+//! state and its locking, [`ops`] the VFIO operations the driver changes (each dispatching to
+//! one of the others), [`config`] the config-space path, [`desc`] the descriptor region,
+//! [`pasid`] PASID attach, [`sysfs`] the `persona` attribute, [`persona`] loading and checking
+//! personas, [`migration`] VFIO migration and dirty logging (device-independent), [`backend`]
+//! what each migratable device needs, [`error`] the errnos of the core's errors.
 
 use kernel::prelude::*;
 
 mod backend;
 mod config;
+mod desc;
 mod device;
 mod error;
 mod migration;
+mod ops;
+mod pasid;
 mod persona;
+mod sys;
+mod sysfs;
 mod vfio;
 
 /// The core crate (`src/core`), compiled into the module: every decision the driver makes.

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C shim of persona-vfio-pci: the tables the PCI and VFIO cores read, wrappers for what is a
- * macro or a static inline in C, and nothing else. Every behaviour is a pvp_rs_* function in Rust.
+ * C shim of persona-vfio-pci: what Rust cannot express out of tree (the pci_driver with its ID
+ * table and sysfs attribute group, the module's string parameter, trampolines and the
+ * vfio_migration_ops table for callbacks that take a C enum, whose kCFI type Rust cannot give),
+ * wrappers for what is a macro or a static inline in C, and nothing else. Every behaviour is a
+ * pvp_rs_* function in Rust; the vfio_device_ops, vfio_log_ops, data fd file_operations and
+ * region tables are built in Rust (src/driver/vfio).
  * Module init/exit and MODULE_LICENSE belong to the Rust crate root (module! macro).
  */
-#include <linux/anon_inodes.h>
 #include <linux/build_bug.h>
-#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/iommu.h>
@@ -15,7 +17,6 @@
 #include <linux/pci.h>
 #include <linux/pci-ats.h>
 #include <linux/pm_runtime.h>
-#include <linux/poll.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 #include "pvp_shim.h"
@@ -37,29 +38,6 @@ size_t pvp_shim_core_device_align(void)
 	return __alignof__(struct vfio_pci_core_device);
 }
 
-static const struct vfio_device_ops pvp_shim_vfio_ops = {
-	.name			= "persona-vfio-pci",
-	.init			= pvp_rs_init,
-	.release		= pvp_rs_release,
-	.open_device		= pvp_rs_open_device,
-	.close_device		= pvp_rs_close_device,
-	.ioctl			= pvp_rs_ioctl,
-	.device_feature		= pvp_rs_device_feature,
-	.get_region_info_caps	= pvp_rs_get_region_info_caps,
-	.read			= pvp_rs_read,
-	.write			= pvp_rs_write,
-	.mmap			= pvp_rs_mmap,
-	.request		= pvp_rs_request,
-	.match			= pvp_rs_match,
-	.match_token_uuid	= pvp_rs_match_token_uuid,
-	.bind_iommufd		= pvp_rs_bind_iommufd,
-	.unbind_iommufd		= pvp_rs_unbind_iommufd,
-	.attach_ioas		= pvp_rs_attach_ioas,
-	.detach_ioas		= pvp_rs_detach_ioas,
-	.pasid_attach_ioas	= pvp_rs_pasid_attach_ioas,
-	.pasid_detach_ioas	= pvp_rs_pasid_detach_ioas,
-};
-
 /*
  * Override-only IDs: they match only when driver_override names this driver, as for every vfio-pci
  * variant, and modpost turns them into vfio_pci: aliases that management tools use to pick a
@@ -76,13 +54,13 @@ MODULE_DEVICE_TABLE(pci, pvp_shim_ids);
 /* sysfs: /sys/bus/pci/devices/<bdf>/persona, created by the driver core while bound. */
 static ssize_t persona_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	return pvp_rs_persona_show(dev_get_drvdata(dev), buf);
+	return pvp_rs_persona_show(dev, buf);
 }
 
 static ssize_t persona_store(struct device *dev, struct device_attribute *attr, const char *buf,
 			     size_t count)
 {
-	return pvp_rs_persona_store(dev_get_drvdata(dev), buf, count);
+	return pvp_rs_persona_store(dev, buf, count);
 }
 static DEVICE_ATTR_RW(persona);
 
@@ -145,18 +123,6 @@ void pvp_shim_unregister_driver(void)
 	pci_unregister_driver(&pvp_shim_pci_driver);
 }
 
-struct vfio_pci_core_device *pvp_shim_alloc_device(struct pci_dev *pdev, size_t size)
-{
-	struct vfio_device *vdev;
-
-	if (size < sizeof(struct vfio_pci_core_device))
-		return ERR_PTR(-EINVAL);
-	vdev = _vfio_alloc_device(size, &pdev->dev, &pvp_shim_vfio_ops);
-	if (IS_ERR(vdev))
-		return ERR_CAST(vdev);
-	return container_of(vdev, struct vfio_pci_core_device, vdev);
-}
-
 void pvp_shim_put_device(struct vfio_pci_core_device *vdev)
 {
 	vfio_put_device(&vdev->vdev);
@@ -186,24 +152,6 @@ void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status)
 {
 	*max_pasids = pdev->dev.iommu ? pdev->dev.iommu->max_pasids : 0;
 	*status = *max_pasids ? pci_pasid_status(pdev) : 0;
-}
-
-/* vfio_pci_core_disable() calls .release unconditionally; the region owns no memory. */
-static void pvp_shim_desc_release(struct vfio_pci_core_device *vdev,
-				  struct vfio_pci_region *region)
-{
-}
-
-static const struct vfio_pci_regops pvp_shim_desc_regops = {
-	.rw = pvp_rs_desc_rw,
-	.release = pvp_shim_desc_release,
-};
-
-int pvp_shim_register_desc_region(struct vfio_pci_core_device *vdev, u32 type, u32 subtype,
-				  size_t size)
-{
-	return vfio_pci_core_register_dev_region(vdev, type, subtype, &pvp_shim_desc_regops, size,
-						 VFIO_REGION_INFO_FLAG_READ, NULL);
 }
 
 /*
@@ -241,22 +189,15 @@ void pvp_shim_enable_migration(struct vfio_pci_core_device *vdev, u32 flags)
 }
 
 /*
- * Device dirty page logging, installed with the migration ops (only for devices with a migration
- * backend). No C enum crosses here, so the table names the Rust functions directly, as the
- * vfio_device_ops table does. Reports go through iova_bitmap_set(), exported in IOMMUFD's symbol
- * namespace.
+ * Device dirty page logging: Rust builds the vfio_log_ops table (no C enum crosses it) and installs
+ * it with the migration ops, before registration. Reports go through iova_bitmap_set(), exported
+ * in IOMMUFD's symbol namespace.
  */
 MODULE_IMPORT_NS("IOMMUFD");
 
-static const struct vfio_log_ops pvp_shim_log_ops = {
-	.log_start		= pvp_rs_log_start,
-	.log_stop		= pvp_rs_log_stop,
-	.log_read_and_clear	= pvp_rs_log_read_and_clear,
-};
-
-void pvp_shim_enable_dirty_logging(struct vfio_pci_core_device *vdev)
+void pvp_shim_set_log_ops(struct vfio_pci_core_device *vdev, const struct vfio_log_ops *ops)
 {
-	vdev->vdev.log_ops = &pvp_shim_log_ops;
+	vdev->vdev.log_ops = ops;
 }
 
 int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next)
@@ -267,59 +208,6 @@ int pvp_shim_mig_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *nex
 	if (!ret)
 		*next = n;
 	return ret;
-}
-
-/* The data fd: private_data is Rust's, every operation is Rust's. */
-static ssize_t pvp_shim_mig_read(struct file *filp, char __user *buf, size_t len, loff_t *pos)
-{
-	return pvp_rs_mig_read(filp->private_data, buf, len);
-}
-
-static ssize_t pvp_shim_mig_write(struct file *filp, const char __user *buf, size_t len,
-				  loff_t *pos)
-{
-	return pvp_rs_mig_write(filp->private_data, buf, len);
-}
-
-static long pvp_shim_mig_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
-{
-	return pvp_rs_mig_ioctl(filp->private_data, cmd, arg);
-}
-
-static __poll_t pvp_shim_mig_poll(struct file *filp, struct poll_table_struct *wait)
-{
-	return pvp_rs_mig_poll(filp->private_data, filp, wait);
-}
-
-static int pvp_shim_mig_release(struct inode *inode, struct file *filp)
-{
-	pvp_rs_mig_release(filp->private_data);
-	return 0;
-}
-
-static const struct file_operations pvp_shim_mig_fops = {
-	.owner		= THIS_MODULE,
-	.read		= pvp_shim_mig_read,
-	.write		= pvp_shim_mig_write,
-	.unlocked_ioctl	= pvp_shim_mig_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.poll		= pvp_shim_mig_poll,
-	.release	= pvp_shim_mig_release,
-};
-
-struct file *pvp_shim_mig_file(void *priv, bool writable)
-{
-	struct file *filp = anon_inode_getfile("[persona_vfio_pci_mig]", &pvp_shim_mig_fops, priv,
-					       writable ? O_WRONLY : O_RDONLY);
-
-	if (!IS_ERR(filp))
-		stream_open(filp->f_inode, filp);
-	return filp;
-}
-
-void pvp_shim_fput(struct file *filp)
-{
-	fput(filp);
 }
 
 bool pvp_shim_precopy_info_v2(struct vfio_device *vdev)

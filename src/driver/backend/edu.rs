@@ -64,7 +64,7 @@ use crate::{
         },
         stream::{DeviceKind, Limits},
     },
-    vfio::{self, CoreDevice, RegionIo},
+    vfio::{self, CoreDevice, Io, RegionIo},
 };
 use kernel::{prelude::*, time::Delta};
 
@@ -116,7 +116,7 @@ impl Edu {
     /// to the device. Logging ahead of a write that then fails only over-reports.
     fn before_write(
         &mut self,
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         off: u64,
         val: u64,
         held: bool,
@@ -163,7 +163,7 @@ impl Edu {
 
     /// Whether a DMA transfer is running (`EIO`: the device cannot be read, see the module's
     /// notes).
-    fn busy(core: &CoreDevice) -> Result<bool> {
+    fn busy(core: &CoreDevice<Io>) -> Result<bool> {
         Ok(core.bar_read32(BAR, REG_DMA_CMD)? & DMA_START != 0)
     }
 
@@ -174,7 +174,7 @@ impl Edu {
     /// 64-bit reads. A device seen idle has finished every earlier transfer ([`DirtyLog::settle`]).
     /// A start written while a transfer runs is dropped by edu, unless that transfer ends first:
     /// it is logged either way.
-    fn log_start(core: &CoreDevice, cmd: u32, log: &mut DirtyLog) -> Result {
+    fn log_start(core: &CoreDevice<Io>, cmd: u32, log: &mut DirtyLog) -> Result {
         if !log.is_active() || cmd & DMA_TO_RAM == 0 {
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl Edu {
     }
 
     /// Waits, bounded, until `reg & mask` reads 0.
-    fn wait_clear(core: &CoreDevice, reg: u32, mask: u32) -> Result {
+    fn wait_clear(core: &CoreDevice<Io>, reg: u32, mask: u32) -> Result {
         for _ in 0..WAIT_POLLS {
             if core.bar_read32(BAR, reg)? & mask == 0 {
                 return Ok(());
@@ -201,7 +201,7 @@ impl Edu {
     }
 
     /// Waits, bounded, until `reg & mask` reads non-zero.
-    fn wait_set(core: &CoreDevice, reg: u32, mask: u32) -> Result {
+    fn wait_set(core: &CoreDevice<Io>, reg: u32, mask: u32) -> Result {
         for _ in 0..WAIT_POLLS {
             if core.bar_read32(BAR, reg)? & mask != 0 {
                 return Ok(());
@@ -241,7 +241,7 @@ impl Backend for Edu {
     /// meanwhile cannot slip a start past the hold or the log.
     fn bar_write(
         &mut self,
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         io: &mut RegionIo,
         gate: Gate,
         log: &mut DirtyLog,
@@ -288,13 +288,13 @@ impl Backend for Edu {
         Ok(done)
     }
 
-    fn dma_busy(&self, core: &CoreDevice) -> Result<bool> {
+    fn dma_busy(&self, core: &CoreDevice<Io>) -> Result<bool> {
         Self::busy(core)
     }
 
     /// Logging just started: a transfer already running was issued unlogged; log it now (its
     /// registers cannot change while it runs).
-    fn log_running(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
+    fn log_running(&mut self, core: &CoreDevice<Io>, log: &mut DirtyLog) -> Result {
         let cmd = core.bar_read32(BAR, REG_DMA_CMD)?;
         if cmd & DMA_START == 0 || cmd & DMA_TO_RAM == 0 {
             return Ok(());
@@ -308,12 +308,12 @@ impl Backend for Edu {
     }
 
     /// Holds DMA: new starts are held by `bar_write`; waits for a transfer in flight.
-    fn hold_dma(&mut self, core: &CoreDevice) -> Result {
+    fn hold_dma(&mut self, core: &CoreDevice<Io>) -> Result {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)
     }
 
     /// Releases DMA: issues a start held meanwhile, logging it as it is issued.
-    fn release_dma(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
+    fn release_dma(&mut self, core: &CoreDevice<Io>, log: &mut DirtyLog) -> Result {
         let cmd = core::mem::take(&mut self.held_cmd);
         if cmd != 0 {
             Self::log_start(core, cmd, log)?;
@@ -329,7 +329,7 @@ impl Backend for Edu {
     /// is raised too, or the save would miss an interrupt raised in STOP. (One that ended just
     /// before the first read here, its interrupt still to come, cannot be told from one whose
     /// interrupt the guest already acknowledged: that window stays.)
-    fn freeze(&mut self, core: &CoreDevice) -> Result {
+    fn freeze(&mut self, core: &CoreDevice<Io>) -> Result {
         let status = core.bar_read32(BAR, REG_STATUS)?;
         Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
         if status & STATUS_BUSY != 0 && status & STATUS_IRQFACT != 0 {
@@ -339,7 +339,7 @@ impl Backend for Edu {
     }
 
     /// The device leaves STOP: raises a restored IRQ status.
-    fn thaw(&mut self, core: &CoreDevice) -> Result {
+    fn thaw(&mut self, core: &CoreDevice<Io>) -> Result {
         if self.irq_pending != 0 {
             core.bar_write32(BAR, REG_IRQ_RAISE, self.irq_pending)?;
             self.irq_pending = 0;
@@ -349,7 +349,7 @@ impl Backend for Edu {
 
     /// Captures the frozen device into a record payload: the registers the device gives back
     /// are read from it (what it took, not what the user wrote), the rest comes from the shadow.
-    fn save(&mut self, core: &CoreDevice, out: &mut [u8]) -> Result {
+    fn save(&mut self, core: &CoreDevice<Io>, out: &mut [u8]) -> Result {
         let out: &mut [u8; rec::LEN] = out.try_into().map_err(|_| EINVAL)?;
         let status = core.bar_read32(BAR, REG_STATUS)?;
         let irq = core.bar_read32(BAR, REG_IRQ_STATUS)? | self.irq_pending;
@@ -381,7 +381,7 @@ impl Backend for Edu {
 
     /// Replays a validated record on the (stopped) device and takes its shadow. A saved IRQ
     /// status is not raised here, in RESUMING -> STOP: [`Backend::thaw`] raises it.
-    fn load(&mut self, core: &CoreDevice, records: &[u8]) -> Result {
+    fn load(&mut self, core: &CoreDevice<Io>, records: &[u8]) -> Result {
         let s = EduRecord::decode(records)?;
         Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;

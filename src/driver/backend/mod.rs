@@ -57,7 +57,7 @@ use crate::{
         dirty::DirtyLog,
         stream::{DeviceKind, Limits},
     },
-    vfio::{CoreDevice, RegionIo},
+    vfio::{CoreDevice, Io, RegionIo},
 };
 use kernel::prelude::*;
 
@@ -106,27 +106,27 @@ pub(crate) trait Backend: Sized + Send {
     /// to RAM the write starts are logged in `log` before they reach the device.
     fn bar_write(
         &mut self,
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         io: &mut RegionIo,
         gate: Gate,
         log: &mut DirtyLog,
     ) -> Result<usize>;
 
     /// Holds new DMA (entering P2P) and waits for DMA in flight.
-    fn hold_dma(&mut self, core: &CoreDevice) -> Result;
+    fn hold_dma(&mut self, core: &CoreDevice<Io>) -> Result;
 
     /// Releases DMA (leaving P2P): issues what was held meanwhile, logging its RAM writes.
-    fn release_dma(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result;
+    fn release_dma(&mut self, core: &CoreDevice<Io>, log: &mut DirtyLog) -> Result;
 
     /// Freezes the device (entering STOP, DMA already held): waits for work in flight.
-    fn freeze(&mut self, core: &CoreDevice) -> Result;
+    fn freeze(&mut self, core: &CoreDevice<Io>) -> Result;
 
     /// Thaws the device (leaving STOP).
-    fn thaw(&mut self, core: &CoreDevice) -> Result;
+    fn thaw(&mut self, core: &CoreDevice<Io>) -> Result;
 
     /// Captures the frozen device into `out`: the payloads of [`Backend::RECORDS`], in order,
     /// back to back.
-    fn save(&mut self, core: &CoreDevice, out: &mut [u8]) -> Result;
+    fn save(&mut self, core: &CoreDevice<Io>, out: &mut [u8]) -> Result;
 
     /// Validates received payloads (laid out as [`Backend::save`] writes them); touches
     /// nothing.
@@ -134,13 +134,13 @@ pub(crate) trait Backend: Sized + Send {
 
     /// Replays validated payloads on the stopped device (RESUMING -> STOP) and takes them as its
     /// state.
-    fn load(&mut self, core: &CoreDevice, records: &[u8]) -> Result;
+    fn load(&mut self, core: &CoreDevice<Io>, records: &[u8]) -> Result;
 
     /// Dirty logging just started: logs the RAM writes of DMA already running.
-    fn log_running(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result;
+    fn log_running(&mut self, core: &CoreDevice<Io>, log: &mut DirtyLog) -> Result;
 
     /// Whether DMA that writes RAM may be running (`EIO`: the device cannot be read now).
-    fn dma_busy(&self, core: &CoreDevice) -> Result<bool>;
+    fn dma_busy(&self, core: &CoreDevice<Io>) -> Result<bool>;
 
     /// The device was reset (or closed): forgets what was held or pending for it.
     fn reset(&mut self);
@@ -191,7 +191,7 @@ macro_rules! backends {
             /// See [`Backend::bar_write`].
             pub(crate) fn bar_write(
                 &mut self,
-                core: &CoreDevice,
+                core: &CoreDevice<Io>,
                 io: &mut RegionIo,
                 gate: Gate,
                 log: &mut DirtyLog,
@@ -200,27 +200,27 @@ macro_rules! backends {
             }
 
             /// See [`Backend::hold_dma`].
-            pub(crate) fn hold_dma(&mut self, core: &CoreDevice) -> Result {
+            pub(crate) fn hold_dma(&mut self, core: &CoreDevice<Io>) -> Result {
                 match self { $(Self::$variant(b) => b.hold_dma(core),)+ }
             }
 
             /// See [`Backend::release_dma`].
-            pub(crate) fn release_dma(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
+            pub(crate) fn release_dma(&mut self, core: &CoreDevice<Io>, log: &mut DirtyLog) -> Result {
                 match self { $(Self::$variant(b) => b.release_dma(core, log),)+ }
             }
 
             /// See [`Backend::freeze`].
-            pub(crate) fn freeze(&mut self, core: &CoreDevice) -> Result {
+            pub(crate) fn freeze(&mut self, core: &CoreDevice<Io>) -> Result {
                 match self { $(Self::$variant(b) => b.freeze(core),)+ }
             }
 
             /// See [`Backend::thaw`].
-            pub(crate) fn thaw(&mut self, core: &CoreDevice) -> Result {
+            pub(crate) fn thaw(&mut self, core: &CoreDevice<Io>) -> Result {
                 match self { $(Self::$variant(b) => b.thaw(core),)+ }
             }
 
             /// See [`Backend::save`].
-            pub(crate) fn save(&mut self, core: &CoreDevice, out: &mut [u8]) -> Result {
+            pub(crate) fn save(&mut self, core: &CoreDevice<Io>, out: &mut [u8]) -> Result {
                 match self { $(Self::$variant(b) => b.save(core, out),)+ }
             }
 
@@ -230,17 +230,17 @@ macro_rules! backends {
             }
 
             /// See [`Backend::load`].
-            pub(crate) fn load(&mut self, core: &CoreDevice, records: &[u8]) -> Result {
+            pub(crate) fn load(&mut self, core: &CoreDevice<Io>, records: &[u8]) -> Result {
                 match self { $(Self::$variant(b) => b.load(core, records),)+ }
             }
 
             /// See [`Backend::log_running`].
-            pub(crate) fn log_running(&mut self, core: &CoreDevice, log: &mut DirtyLog) -> Result {
+            pub(crate) fn log_running(&mut self, core: &CoreDevice<Io>, log: &mut DirtyLog) -> Result {
                 match self { $(Self::$variant(b) => b.log_running(core, log),)+ }
             }
 
             /// See [`Backend::dma_busy`].
-            pub(crate) fn dma_busy(&self, core: &CoreDevice) -> Result<bool> {
+            pub(crate) fn dma_busy(&self, core: &CoreDevice<Io>) -> Result<bool> {
                 match self { $(Self::$variant(b) => b.dma_busy(core),)+ }
             }
 

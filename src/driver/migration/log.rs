@@ -6,7 +6,7 @@
 use super::Migration;
 use crate::{
     persona_core::mig::dirty::{self, DirtyLog, LogError},
-    vfio::{CoreDevice, LogRanges},
+    vfio::{CoreDevice, Io, LogRanges},
 };
 use kernel::prelude::*;
 
@@ -15,7 +15,7 @@ impl Migration {
     /// `page_size`, which is used as given or refused (never adjusted).
     pub(crate) fn log_start(
         &mut self,
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         ranges: &mut LogRanges<'_>,
         page_size: u64,
     ) -> Result {
@@ -40,7 +40,7 @@ impl Migration {
     /// `DMA_LOGGING_REPORT` of `[iova, iova + len)`: the dirty spans go to `out`.
     pub(crate) fn log_read_and_clear(
         &mut self,
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         iova: u64,
         len: u64,
         out: impl FnMut(u64, u64),

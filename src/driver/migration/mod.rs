@@ -75,7 +75,7 @@ use crate::{
         },
         overlay::OverlayState,
     },
-    vfio::{CoreDevice, NewFile, RegionIo},
+    vfio::{CoreDevice, Io, NewFile, RegionIo},
 };
 use image::Image;
 use kernel::{prelude::*, sync::Arc};
@@ -107,7 +107,7 @@ pub(crate) struct Migration {
 
 /// What an arc works on besides the migration state.
 pub(crate) struct Ctx<'a> {
-    pub(crate) core: &'a CoreDevice,
+    pub(crate) core: &'a CoreDevice<Io>,
     pub(crate) persona: Option<&'a Active>,
     pub(crate) regs: &'a mut OverlayState,
 }
@@ -150,7 +150,7 @@ impl Migration {
     }
 
     /// A trapped write of the backend's BAR.
-    pub(crate) fn bar_write(&mut self, core: &CoreDevice, io: &mut RegionIo) -> Result<usize> {
+    pub(crate) fn bar_write(&mut self, core: &CoreDevice<Io>, io: &mut RegionIo) -> Result<usize> {
         let gate = Gate {
             held: self.held,
             frozen: self.frozen,
@@ -215,7 +215,7 @@ impl Migration {
     /// the count; the others at debug level (a user can fail arcs at will).
     fn log_failure(
         &mut self,
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         from: MigState,
         to: MigState,
         e: Error,

@@ -78,6 +78,7 @@ impl Session {
 /// Bytes moved between user memory and a session per step.
 const CHUNK: usize = 256;
 
+#[vtable]
 impl DataFileOps for Session {
     fn read(&self, buf: UserPtr, len: usize) -> Result<usize> {
         let mut bounce = [0u8; CHUNK];

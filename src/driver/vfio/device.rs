@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The vfio-pci-core device and the container VFIO allocates around it.
+//!
+//! C header: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
 
-use super::{bindings, error::errno_or};
+use super::{
+    bindings,
+    context::{DeviceContext, Io, Normal, Open},
+    error::errno_or,
+};
+use core::marker::PhantomData;
 use kernel::{device, error::to_result, prelude::*, types::Opaque, uaccess::UserPtr};
 
 /// A `struct vfio_pci_core_device`, as a variant driver sees it.
@@ -10,9 +17,39 @@ use kernel::{device, error::to_result, prelude::*, types::Opaque, uaccess::UserP
 /// # Invariants
 ///
 /// The wrapped structure was initialised by `vfio_pci_core_init_dev()` and is not released yet,
-/// and its `vdev` member sits at offset 0 (a `static_assert` in the shim checks it).
+/// and its `vdev` member sits at offset 0 (a `static_assert` in the shim checks it). A reference
+/// in the context `Ctx` is borrowed only where that context holds (see [`super::context`]).
 #[repr(transparent)]
-pub(crate) struct CoreDevice(Opaque<bindings::vfio_pci_core_device>);
+pub(crate) struct CoreDevice<Ctx: DeviceContext = Normal>(
+    Opaque<bindings::vfio_pci_core_device>,
+    PhantomData<Ctx>,
+);
+
+/// Implements `Deref` from a context to [`Normal`]: a device in any context is a bound device.
+macro_rules! deref_to_normal {
+    ($($ctx:ty),*) => {$(
+        impl core::ops::Deref for CoreDevice<$ctx> {
+            type Target = CoreDevice;
+
+            fn deref(&self) -> &CoreDevice {
+                // SAFETY: The contexts differ only in a zero-sized marker (`repr(transparent)`),
+                // and a device in any context satisfies `Normal`'s invariants.
+                unsafe { &*core::ptr::from_ref(self).cast::<CoreDevice>() }
+            }
+        }
+
+        impl<T> core::ops::Deref for Device<T, $ctx> {
+            type Target = Device<T>;
+
+            fn deref(&self) -> &Device<T> {
+                // SAFETY: As above: `Device<T, Ctx>` is `repr(C)` and differs between contexts
+                // only in its core device's zero-sized marker.
+                unsafe { &*core::ptr::from_ref(self).cast::<Device<T>>() }
+            }
+        }
+    )*};
+}
+deref_to_normal!(Open, Io);
 
 /// One `read()` or `write()` on the device file: the user buffer, its length and the position,
 /// whose top bits select the region (`VFIO_PCI_OFFSET_SHIFT`).
@@ -114,16 +151,11 @@ impl CoreDevice {
         }
     }
 
-    /// The `struct device` of the PCI function.
-    pub(super) fn raw_dev(&self) -> *mut kernel::bindings::device {
+    /// The `struct device` of the PCI function, for the C APIs the kernel crate does not wrap
+    /// (valid as long as [`CoreDevice::as_dev`]'s borrow would be).
+    pub(crate) fn raw_dev(&self) -> *mut kernel::bindings::device {
         // SAFETY: By the type invariants `pdev` is the bound function.
         unsafe { &raw mut (*bindings::pvp_shim_pdev(self.as_raw())).dev }
-    }
-
-    /// `vfio_pci_core_enable()`: enables the function, resets it if it can, builds vconfig.
-    pub(crate) fn enable(&self) -> Result {
-        // SAFETY: By the type invariants the core device is initialised.
-        to_result(unsafe { bindings::vfio_pci_core_enable(self.as_raw()) })
     }
 
     /// Reads the function's physical config space (as the PCI core sees it) into `out`;
@@ -182,6 +214,47 @@ impl CoreDevice {
         }
     }
 
+    /// `vfio_pci_core_sriov_configure()`.
+    pub(crate) fn sriov_configure(&self, nr_virtfn: i32) -> Result<i32> {
+        // SAFETY: By the type invariants the core device is initialised.
+        let r = unsafe { bindings::vfio_pci_core_sriov_configure(self.as_raw(), nr_virtfn) };
+        if r < 0 {
+            Err(Error::from_errno(r))
+        } else {
+            Ok(r)
+        }
+    }
+}
+
+impl CoreDevice<Open> {
+    /// `vfio_pci_core_enable()`: enables the function, resets it if it can, builds vconfig.
+    pub(crate) fn enable(&self) -> Result {
+        // SAFETY: By the type invariants the core device is initialised; the `Open` context is
+        // the first-open callback, under the device set lock, as the core requires.
+        to_result(unsafe { bindings::vfio_pci_core_enable(self.as_raw()) })
+    }
+
+    /// `vfio_pci_core_finish_enable()`: the second half of opening, after variant set-up.
+    pub(crate) fn finish_enable(&self) {
+        // SAFETY: By the type invariants the core device is initialised; in the `Open` context
+        // VFIO holds the device set lock, as this function requires.
+        unsafe { bindings::vfio_pci_core_finish_enable(self.as_raw()) }
+    }
+
+    /// `vfio_pci_core_disable()`: undoes `enable` when a variant's set-up fails.
+    pub(crate) fn disable(&self) {
+        // SAFETY: By the type invariants the core device is initialised.
+        unsafe { bindings::vfio_pci_core_disable(self.as_raw()) }
+    }
+
+    /// `vfio_pci_core_close_device()`: the core's half of the last close.
+    pub(crate) fn close_device(&self) {
+        // SAFETY: By the type invariants the core device is initialised.
+        unsafe { bindings::vfio_pci_core_close_device(self.vdev()) }
+    }
+}
+
+impl CoreDevice<Io> {
     /// A read or write of `len` bytes of the config region at physical offset `phys`, through
     /// vfio-pci-core's own config virtualisation, with `buf` the user's buffer.
     pub(crate) fn config_rw_user(
@@ -205,49 +278,24 @@ impl CoreDevice {
                 bindings::vfio_pci_core_read(self.vdev(), p, len, &mut pos)
             }
         };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
-    }
-
-    /// Registers the read-only persona descriptor region for the current open.
-    pub(crate) fn register_desc_region(&self, ty: u32, subtype: u32, size: usize) -> Result {
-        // SAFETY: By the type invariants the core device is initialised; the core frees the
-        // region in `vfio_pci_core_disable()` at close.
-        to_result(unsafe {
-            bindings::pvp_shim_register_desc_region(self.as_raw(), ty, subtype, size)
-        })
-    }
-
-    /// `vfio_pci_core_finish_enable()`: the second half of opening, after variant set-up.
-    pub(crate) fn finish_enable(&self) {
-        // SAFETY: By the type invariants the core device is initialised; VFIO calls open with the
-        // device set lock held, as this function requires.
-        unsafe { bindings::vfio_pci_core_finish_enable(self.as_raw()) }
-    }
-
-    /// `vfio_pci_core_disable()`: undoes `enable` when a variant's set-up fails.
-    pub(crate) fn disable(&self) {
-        // SAFETY: By the type invariants the core device is initialised.
-        unsafe { bindings::vfio_pci_core_disable(self.as_raw()) }
-    }
-
-    /// `vfio_pci_core_close_device()`: the core's half of the last close.
-    pub(crate) fn close_device(&self) {
-        // SAFETY: By the type invariants the core device is initialised.
-        unsafe { bindings::vfio_pci_core_close_device(self.vdev()) }
+        usize::try_from(n)
+            .map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(EINVAL.to_errno())))
     }
 
     /// `vfio_pci_core_read()` on any region.
     pub(crate) fn read(&self, io: &mut RegionIo) -> Result<usize> {
         // SAFETY: `io` carries the user buffer and position of the current read callback.
         let n = unsafe { bindings::vfio_pci_core_read(self.vdev(), io.buf, io.count, io.pos) };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
+        usize::try_from(n)
+            .map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(EINVAL.to_errno())))
     }
 
     /// `vfio_pci_core_write()` on any region.
     pub(crate) fn write(&self, io: &mut RegionIo) -> Result<usize> {
         // SAFETY: `io` carries the user buffer and position of the current write callback.
         let n = unsafe { bindings::vfio_pci_core_write(self.vdev(), io.buf, io.count, io.pos) };
-        usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-22)))
+        usize::try_from(n)
+            .map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(EINVAL.to_errno())))
     }
 
     /// `vfio_pci_core_ioctl()`.
@@ -255,14 +303,6 @@ impl CoreDevice {
         // SAFETY: The core validates `cmd` and treats `arg` as an untrusted user pointer/value.
         let r = unsafe { bindings::vfio_pci_core_ioctl(self.vdev(), cmd, arg) };
         errno_or(r)
-    }
-
-    /// `vfio_pci_core_ioctl_feature()`: the device features the core handles.
-    pub(crate) fn device_feature(&self, flags: u32, arg: UserPtr, argsz: usize) -> Result {
-        // SAFETY: The core treats `arg` as an untrusted user pointer of `argsz` bytes.
-        to_result(unsafe {
-            bindings::vfio_pci_core_ioctl_feature(self.vdev(), flags, arg.as_mut_ptr(), argsz)
-        })
     }
 
     /// `vfio_pci_ioctl_get_region_info()`: region info and its capability chain.
@@ -287,29 +327,6 @@ impl CoreDevice {
             bindings::vfio_iommufd_physical_pasid_attach_ioas(self.vdev(), pasid, pt_id)
         })
     }
-
-    /// `vfio_iommufd_physical_pasid_detach_ioas()`.
-    pub(crate) fn pasid_detach_ioas(&self, pasid: u32) {
-        // SAFETY: As for `pasid_attach_ioas`.
-        unsafe { bindings::vfio_iommufd_physical_pasid_detach_ioas(self.vdev(), pasid) }
-    }
-
-    /// `vfio_pci_core_request()`: asks the user to release the device.
-    pub(crate) fn request(&self, count: u32) {
-        // SAFETY: By the type invariants the core device is initialised.
-        unsafe { bindings::vfio_pci_core_request(self.vdev(), count) }
-    }
-
-    /// `vfio_pci_core_sriov_configure()`.
-    pub(crate) fn sriov_configure(&self, nr_virtfn: i32) -> Result<i32> {
-        // SAFETY: By the type invariants the core device is initialised.
-        let r = unsafe { bindings::vfio_pci_core_sriov_configure(self.as_raw(), nr_virtfn) };
-        if r < 0 {
-            Err(Error::from_errno(r))
-        } else {
-            Ok(r)
-        }
-    }
 }
 
 /// PASID support of a function, from its IOMMU and its physical PASID capability.
@@ -319,12 +336,6 @@ pub(crate) struct PasidStatus {
     pub(crate) max_pasids: u32,
     /// The physical PASID Control register (enable, exec, priv), as the IOMMU driver set it.
     pub(crate) control: u16,
-}
-
-/// The `default_persona` module parameter.
-pub(crate) fn default_persona() -> &'static CStr {
-    // SAFETY: The shim returns its static, NUL-terminated parameter buffer.
-    unsafe { CStr::from_char_ptr(bindings::pvp_shim_default_persona()) }
 }
 
 /// Writes `data` to the user buffer of `io`, `at` bytes in.
@@ -354,19 +365,18 @@ pub(crate) const VENDOR_REGION_TYPE: u32 = bindings::VFIO_REGION_TYPE_PCI_VENDOR
 /// # Invariants
 ///
 /// `core` satisfies [`CoreDevice`]'s invariants and `data` is initialised, from the successful
-/// return of the `init` callback until the `release` callback.
+/// return of the `init` callback until the `release` callback. A `Device<T, Ctx>` is borrowed only
+/// where the context `Ctx` holds. VFIO allocates it and never moves it; the data is initialised
+/// in place (`init`) and dropped in place (`release`), so it may be pinned.
 #[repr(C)]
-#[pin_data]
-pub(crate) struct Device<T> {
-    #[pin]
-    pub(super) core: CoreDevice,
-    #[pin]
+pub(crate) struct Device<T, Ctx: DeviceContext = Normal> {
+    pub(super) core: CoreDevice<Ctx>,
     pub(super) data: T,
 }
 
-impl<T> Device<T> {
-    /// The vfio-pci-core half.
-    pub(crate) fn core(&self) -> &CoreDevice {
+impl<T, Ctx: DeviceContext> Device<T, Ctx> {
+    /// The vfio-pci-core half, in the same context.
+    pub(crate) fn core(&self) -> &CoreDevice<Ctx> {
         &self.core
     }
 
@@ -378,10 +388,26 @@ impl<T> Device<T> {
     /// # Safety
     ///
     /// `vdev` is the `vfio_device` of a container of this type for which `init` succeeded and
-    /// `release` has not run, for all of `'a`.
+    /// `release` has not run, for all of `'a`, borrowed where `Ctx` holds for all of `'a`.
     pub(super) unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
         // SAFETY: The vfio_device is at offset 0 of the core device, which is at offset 0 of
-        // `Device<T>` (`repr(C)`, first field); validity is the caller's promise.
+        // `Device<T, Ctx>` (`repr(C)`, first field); validity is the caller's promise.
         unsafe { &*vdev.cast::<Self>() }
+    }
+}
+
+impl<T> Device<T> {
+    /// The container behind the `struct device` of a bound PCI function, for callbacks the
+    /// driver core makes on the function (a sysfs attribute of the driver).
+    ///
+    /// # Safety
+    ///
+    /// `dev` is the device of a PCI function bound to a driver whose per-device data is `T`, and
+    /// stays bound for all of `'a` (the driver core removes a driver's attributes before it
+    /// unbinds, and waits for their callbacks).
+    pub(crate) unsafe fn from_bound_dev<'a>(dev: *mut kernel::bindings::device) -> &'a Self {
+        // SAFETY: The driver data of a bound function is its core device (set by `probe`), whose
+        // `vfio_device` is at offset 0 and stays valid until `remove` drops the probe reference.
+        unsafe { Self::from_vdev(bindings::pvp_shim_dev_drvdata(dev).cast()) }
     }
 }

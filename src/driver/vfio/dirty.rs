@@ -7,6 +7,8 @@
 //! and end at or below `ULONG_MAX`; the report's page size is a power of two of at least 4 KiB
 //! and its range does not overflow. The driver keeps its own state and lock (VFIO serialises
 //! nothing here).
+//!
+//! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 
 use super::{bindings, device::CoreDevice};
 use core::marker::PhantomData;
@@ -132,13 +134,13 @@ impl DirtyBitmap<'_> {
 }
 
 impl CoreDevice {
-    /// Installs the shim's `vfio_log_ops`; before registration only.
+    /// Installs the driver's `vfio_log_ops`; before registration only.
     ///
     /// # Safety
     ///
     /// The device is not registered yet, so nothing reads `log_ops` concurrently.
-    pub(super) unsafe fn enable_dirty_logging(&self) {
-        // SAFETY: Per the function's contract.
-        unsafe { bindings::pvp_shim_enable_dirty_logging(self.as_raw()) }
+    pub(super) unsafe fn set_log_ops(&self, ops: &'static bindings::vfio_log_ops) {
+        // SAFETY: Per the function's contract; `ops` outlives the device.
+        unsafe { bindings::pvp_shim_set_log_ops(self.as_raw(), ops) }
     }
 }

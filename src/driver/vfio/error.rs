@@ -7,7 +7,7 @@
 use kernel::prelude::*;
 
 /// The return value of a `read`/`write`-like callback: the byte count, or a negative errno.
-pub(super) fn rw_result(r: Result<usize>) -> isize {
+pub(crate) fn rw_result(r: Result<usize>) -> isize {
     match r {
         Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
         Err(e) => isize::try_from(e.to_errno()).unwrap_or(EINVAL.to_errno() as isize),

@@ -15,8 +15,11 @@
 //! which may outlive the device, then fails every call with `ENODEV` touching only the session.
 //! What the file needs of the device (whether the user opted in to PRECOPY_INFOv2) is copied
 //! into it when it is made, while the device is open.
+//!
+//! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 
-use super::{bindings, device::CoreDevice, error::rw_result};
+use super::{bindings, context::Io, device::CoreDevice, error::rw_result};
+use core::marker::PhantomData;
 use kernel::{
     error::{from_err_ptr, to_result},
     prelude::*,
@@ -24,7 +27,9 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// The operations of a migration data fd, implemented by a driver's session type.
+/// The operations of a migration data fd, implemented by a driver's session type. Every one is
+/// required; `#[vtable]` supplies the module that owns the file (`file_operations.owner`).
+#[vtable]
 pub(crate) trait DataFileOps: Send + Sync + 'static {
     /// `read()`: copies up to `len` bytes of the stream to `buf`; 0 at the end of the stream.
     fn read(&self, buf: UserPtr, len: usize) -> Result<usize>;
@@ -79,9 +84,9 @@ unsafe impl Send for NewFile {}
 
 impl NewFile {
     /// Opens a data fd for `session` of the device `core`: readable (a saving session) or
-    /// writable (a resuming one). Called while the device is open (a migration state change).
+    /// writable (a resuming one), while the device is open (a migration state change).
     pub(crate) fn open<F: DataFileOps>(
-        core: &CoreDevice,
+        core: &CoreDevice<Io>,
         session: Arc<F>,
         writable: bool,
     ) -> Result<Self> {
@@ -96,11 +101,27 @@ impl NewFile {
             GFP_KERNEL,
         )?;
         let raw = KBox::into_raw(priv_);
-        // SAFETY: The shim's file operations hand `raw` back to `read`/`write`/`ioctl`/`poll`/
-        // `release` of `F`, which is what `T::DataFile` is for the entry points.
-        let filp = unsafe { bindings::pvp_shim_mig_file(raw.cast(), writable) };
+        let flags = if writable {
+            kernel::bindings::O_WRONLY
+        } else {
+            kernel::bindings::O_RDONLY
+        };
+        // SAFETY: The name is a static C string and the table a static of `FileTable::<F>`,
+        // whose operations take `raw` back as `FilePriv<F>` (released in its `release`).
+        let filp = unsafe {
+            bindings::anon_inode_getfile(
+                c"[persona_vfio_pci_mig]".as_char_ptr(),
+                &FileTable::<F>::FOPS,
+                raw.cast(),
+                flags as c_int,
+            )
+        };
         match from_err_ptr(filp) {
-            Ok(filp) => Ok(NewFile(filp)),
+            Ok(filp) => {
+                // SAFETY: `filp` is the new file, ours; a stream: not seekable, no position.
+                unsafe { kernel::bindings::stream_open((*filp).f_inode, filp) };
+                Ok(NewFile(filp))
+            }
             Err(e) => {
                 // SAFETY: The file was not created, so `raw` is ours again.
                 drop(unsafe { KBox::from_raw(raw) });
@@ -120,30 +141,49 @@ impl NewFile {
 impl Drop for NewFile {
     fn drop(&mut self) {
         // SAFETY: `self.0` is a file reference we own.
-        unsafe { bindings::pvp_shim_fput(self.0) }
+        unsafe { kernel::bindings::fput(self.0) }
     }
+}
+
+/// The `file_operations` of a data fd whose session is `F`, built at compile time.
+struct FileTable<F>(PhantomData<F>);
+
+impl<F: DataFileOps> FileTable<F> {
+    /// The table `NewFile::open::<F>` gives `anon_inode_getfile()`.
+    const FOPS: kernel::bindings::file_operations = kernel::bindings::file_operations {
+        owner: kernel::module::this_module::<F::OwnerModule>().as_ptr(),
+        read: Some(mig_read::<F>),
+        write: Some(mig_write::<F>),
+        unlocked_ioctl: Some(mig_ioctl::<F>),
+        #[cfg(CONFIG_COMPAT)]
+        compat_ioctl: Some(bindings::compat_ptr_ioctl),
+        poll: Some(mig_poll::<F>),
+        release: Some(mig_release::<F>),
+        ..pin_init::zeroed()
+    };
 }
 
 /// # Safety
 ///
-/// `p` is the private data of a file made by [`NewFile::open::<F>`] that is not released yet.
-unsafe fn priv_of<'a, F>(p: *mut c_void) -> &'a FilePriv<F> {
-    // SAFETY: Per the function's contract.
-    unsafe { &*p.cast::<FilePriv<F>>() }
+/// `filp` is a live file made by [`NewFile::open::<F>`], not released yet, for all of `'a`.
+unsafe fn priv_of<'a, F>(filp: *mut kernel::bindings::file) -> &'a FilePriv<F> {
+    // SAFETY: Per the function's contract, the private data is the `FilePriv<F>` `open` gave.
+    unsafe { &*(*filp).private_data.cast::<FilePriv<F>>() }
 }
 
 /// `read()` on a data fd.
 ///
 /// # Safety
 ///
-/// `p` is the private data of a live file made by [`NewFile::open::<F>`].
-pub(crate) unsafe fn mig_read<F: DataFileOps>(
-    p: *mut c_void,
+/// `filp` is a live file made by [`NewFile::open::<F>`]; `buf` is the call's user buffer.
+unsafe extern "C" fn mig_read<F: DataFileOps>(
+    filp: *mut kernel::bindings::file,
     buf: *mut c_char,
     len: usize,
+    _pos: *mut kernel::bindings::loff_t,
 ) -> isize {
     // SAFETY: Per the function's contract.
-    let fp = unsafe { priv_of::<F>(p) };
+    let fp = unsafe { priv_of::<F>(filp) };
     rw_result(fp.session.read(UserPtr::from_ptr(buf.cast()), len))
 }
 
@@ -151,14 +191,15 @@ pub(crate) unsafe fn mig_read<F: DataFileOps>(
 ///
 /// # Safety
 ///
-/// `p` is the private data of a live file made by [`NewFile::open::<F>`].
-pub(crate) unsafe fn mig_write<F: DataFileOps>(
-    p: *mut c_void,
+/// `filp` is a live file made by [`NewFile::open::<F>`]; `buf` is the call's user buffer.
+unsafe extern "C" fn mig_write<F: DataFileOps>(
+    filp: *mut kernel::bindings::file,
     buf: *const c_char,
     len: usize,
+    _pos: *mut kernel::bindings::loff_t,
 ) -> isize {
     // SAFETY: Per the function's contract.
-    let fp = unsafe { priv_of::<F>(p) };
+    let fp = unsafe { priv_of::<F>(filp) };
     let user = UserPtr::from_ptr(buf.cast_mut().cast());
     rw_result(fp.session.write(user, len))
 }
@@ -171,14 +212,14 @@ const PRECOPY_INFO_LEN: usize = core::mem::size_of::<bindings::vfio_precopy_info
 ///
 /// # Safety
 ///
-/// `p` is the private data of a live file made by [`NewFile::open::<F>`].
-pub(crate) unsafe fn mig_ioctl<F: DataFileOps>(
-    p: *mut c_void,
+/// `filp` is a live file made by [`NewFile::open::<F>`].
+unsafe extern "C" fn mig_ioctl<F: DataFileOps>(
+    filp: *mut kernel::bindings::file,
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
     // SAFETY: Per the function's contract.
-    let fp = unsafe { priv_of::<F>(p) };
+    let fp = unsafe { priv_of::<F>(filp) };
     let r = (|| -> Result {
         if cmd != bindings::PVP_VFIO_MIG_GET_PRECOPY_INFO {
             return Err(ENOTTY);
@@ -208,7 +249,7 @@ pub(crate) unsafe fn mig_ioctl<F: DataFileOps>(
     })();
     match r {
         Ok(()) => 0,
-        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
+        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(EINVAL.to_errno() as c_long),
     }
 }
 
@@ -216,15 +257,14 @@ pub(crate) unsafe fn mig_ioctl<F: DataFileOps>(
 ///
 /// # Safety
 ///
-/// `p` is the private data of the live file `filp` made by [`NewFile::open::<F>`], and `table`
-/// the poll table of the current `poll` call (or null).
-pub(crate) unsafe fn mig_poll<F: DataFileOps>(
-    p: *mut c_void,
+/// `filp` is a live file made by [`NewFile::open::<F>`], and `table` the poll table of the
+/// current `poll` call (or null).
+unsafe extern "C" fn mig_poll<F: DataFileOps>(
     filp: *mut kernel::bindings::file,
     table: *mut kernel::bindings::poll_table,
-) -> c_uint {
+) -> kernel::bindings::__poll_t {
     // SAFETY: Per the function's contract.
-    let fp = unsafe { priv_of::<F>(p) };
+    let fp = unsafe { priv_of::<F>(filp) };
     let waiter = PollWaiter {
         // SAFETY: VFS holds a reference to `filp` for the duration of its `poll` call.
         file: unsafe { kernel::fs::File::from_raw_file(filp) },
@@ -238,10 +278,15 @@ pub(crate) unsafe fn mig_poll<F: DataFileOps>(
 ///
 /// # Safety
 ///
-/// `p` is the private data of a file made by [`NewFile::open::<F>`], released now.
-pub(crate) unsafe fn mig_release<F: DataFileOps>(p: *mut c_void) {
-    // SAFETY: The file is going away: its private data is ours again.
-    drop(unsafe { KBox::from_raw(p.cast::<FilePriv<F>>()) });
+/// `filp` is a file made by [`NewFile::open::<F>`], released now.
+unsafe extern "C" fn mig_release<F: DataFileOps>(
+    _inode: *mut kernel::bindings::inode,
+    filp: *mut kernel::bindings::file,
+) -> c_int {
+    // SAFETY: The file is going away: its private data, from `KBox::into_raw` in `open`, is
+    // ours again.
+    drop(unsafe { KBox::from_raw((*filp).private_data.cast::<FilePriv<F>>()) });
+    0
 }
 
 impl CoreDevice {
@@ -253,7 +298,9 @@ impl CoreDevice {
         to_result(unsafe { bindings::pvp_shim_mig_next_state(self.vdev(), cur, new, &mut next) })?;
         Ok(next)
     }
+}
 
+impl CoreDevice<Io> {
     // BAR registers for a backend (save, load, quiesce waits, the dirty log, a held DMA
     // start): these are the driver's accesses on the device's behalf, made as vfio-pci-core
     // makes its own accesses to the MSI-X table for the user (`vfio_pci_memory_lock_and_enable`):
@@ -413,7 +460,7 @@ impl CoreDevice {
 }
 
 /// A runtime PM reference of the function (see [`CoreDevice::pm_active`]).
-pub(crate) struct PmActive<'a>(&'a CoreDevice);
+pub(crate) struct PmActive<'a>(&'a CoreDevice<Io>);
 
 impl Drop for PmActive<'_> {
     fn drop(&mut self) {

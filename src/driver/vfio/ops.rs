@@ -1,23 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C-ABI entry points of the shim's tables, generic over the variant [`Driver`].
+//! The C-ABI entry points of the variant driver's tables, generic over its [`Operations`], and the
+//! tables built in Rust.
 //!
-//! The shim names fixed symbols (`pvp_rs_*`); [`declare_vfio_pci_driver!`] defines them for one
-//! driver type, each a one-line call into the generic function of the same name here. Errors
-//! become errnos here and nowhere else.
+//! Built here, one per driver type (`Vtable::<T>`): `vfio_device_ops` (each slot the driver's
+//! entry point when it implements the operation, else vfio-pci-core's own function) and
+//! `vfio_log_ops`; the data fd's `file_operations` and a device region's `vfio_pci_regops` are
+//! built next to their types (`migration.rs`, `region.rs`). The shim keeps only what Rust cannot
+//! express out of tree: the `pci_driver` with its ID table and the `persona` attribute group
+//! (`DEVICE_ATTR_RW`, no Rust sysfs abstraction yet), and the callbacks taking a C enum
+//! (`vfio_migration_ops`, `error_detected`): kCFI hashes a C enum parameter by the enum's name,
+//! which a Rust function can only match with `#[cfi_encoding]`, unstable and not available to an
+//! out-of-tree module. [`declare_vfio_pci_driver!`] defines the `pvp_rs_*` symbols those C tables
+//! call, each a one-line call into the generic function of the same name here. Errors become
+//! errnos here and nowhere else.
+//!
+//! C header: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
 
 use super::{
     bindings,
+    context::{DeviceContext, Io, Normal, Open},
     device::{CoreDevice, Device, RegionIo},
     dirty::{DirtyBitmap, LogRanges},
-    driver::Driver,
+    driver::Operations,
     error::rw_result,
 };
 use crate::persona_core::mig::fsm::State as MigrationState;
+use core::marker::PhantomData;
 use kernel::{
     error::{from_err_ptr, from_result},
     prelude::*,
-    uaccess::UserPtr,
 };
 
 /// Defines the `pvp_rs_*` symbols the C shim's tables call, dispatching to the driver `$t`.
@@ -32,74 +44,25 @@ macro_rules! declare_vfio_pci_driver {
             reset_prepare(pdev: *mut kernel::bindings::pci_dev) -> ();
             reset_done(pdev: *mut kernel::bindings::pci_dev) -> ();
             error_detected(pdev: *mut kernel::bindings::pci_dev, state: kernel::ffi::c_uint) -> ();
-            init(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
-            release(v: *mut $crate::vfio::RawVfioDevice) -> ();
-            open_device(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
-            close_device(v: *mut $crate::vfio::RawVfioDevice) -> ();
-            read(v: *mut $crate::vfio::RawVfioDevice, b: *mut kernel::ffi::c_char, n: usize,
-                pos: *mut kernel::bindings::loff_t) -> isize;
-            write(v: *mut $crate::vfio::RawVfioDevice, b: *const kernel::ffi::c_char, n: usize,
-                pos: *mut kernel::bindings::loff_t) -> isize;
-            ioctl(v: *mut $crate::vfio::RawVfioDevice, cmd: kernel::ffi::c_uint,
-                arg: kernel::ffi::c_ulong) -> kernel::ffi::c_long;
-            device_feature(v: *mut $crate::vfio::RawVfioDevice, flags: u32,
-                arg: *mut kernel::ffi::c_void, argsz: usize) -> kernel::ffi::c_int;
-            get_region_info_caps(v: *mut $crate::vfio::RawVfioDevice,
-                info: *mut $crate::vfio::RawRegionInfo, caps: *mut $crate::vfio::RawInfoCap)
-                -> kernel::ffi::c_int;
-            mmap(v: *mut $crate::vfio::RawVfioDevice, vma: *mut kernel::bindings::vm_area_struct)
-                -> kernel::ffi::c_int;
-            request(v: *mut $crate::vfio::RawVfioDevice, count: kernel::ffi::c_uint) -> ();
-            match_(v: *mut $crate::vfio::RawVfioDevice, buf: *mut kernel::ffi::c_char)
-                -> kernel::ffi::c_int;
-            match_token_uuid(v: *mut $crate::vfio::RawVfioDevice,
-                uuid: *const kernel::bindings::uuid_t) -> kernel::ffi::c_int;
-            bind_iommufd(v: *mut $crate::vfio::RawVfioDevice,
-                ictx: *mut kernel::bindings::iommufd_ctx, id: *mut u32) -> kernel::ffi::c_int;
-            unbind_iommufd(v: *mut $crate::vfio::RawVfioDevice) -> ();
-            attach_ioas(v: *mut $crate::vfio::RawVfioDevice, pt: *mut u32) -> kernel::ffi::c_int;
-            detach_ioas(v: *mut $crate::vfio::RawVfioDevice) -> ();
-            pasid_attach_ioas(v: *mut $crate::vfio::RawVfioDevice, pasid: u32, pt: *mut u32)
-                -> kernel::ffi::c_int;
-            pasid_detach_ioas(v: *mut $crate::vfio::RawVfioDevice, pasid: u32) -> ();
-            persona_show(c: *mut $crate::vfio::RawCoreDevice, buf: *mut kernel::ffi::c_char) -> isize;
-            persona_store(c: *mut $crate::vfio::RawCoreDevice, buf: *const kernel::ffi::c_char,
-                n: usize) -> isize;
             migration_set_state(v: *mut $crate::vfio::RawVfioDevice, new: u32)
                 -> *mut kernel::bindings::file;
             migration_get_state(v: *mut $crate::vfio::RawVfioDevice, state: *mut u32)
                 -> kernel::ffi::c_int;
             migration_get_data_size(v: *mut $crate::vfio::RawVfioDevice,
                 len: *mut kernel::ffi::c_ulong) -> kernel::ffi::c_int;
-            mig_read(p: *mut kernel::ffi::c_void, b: *mut kernel::ffi::c_char, n: usize) -> isize;
-            mig_write(p: *mut kernel::ffi::c_void, b: *const kernel::ffi::c_char, n: usize)
-                -> isize;
-            mig_ioctl(p: *mut kernel::ffi::c_void, cmd: kernel::ffi::c_uint,
-                arg: kernel::ffi::c_ulong) -> kernel::ffi::c_long;
-            mig_poll(p: *mut kernel::ffi::c_void, f: *mut kernel::bindings::file,
-                w: *mut kernel::bindings::poll_table) -> kernel::ffi::c_uint;
-            mig_release(p: *mut kernel::ffi::c_void) -> ();
-            log_start(v: *mut $crate::vfio::RawVfioDevice,
-                ranges: *mut kernel::bindings::rb_root_cached, n: u32, page_size: *mut u64)
-                -> kernel::ffi::c_int;
-            log_stop(v: *mut $crate::vfio::RawVfioDevice) -> kernel::ffi::c_int;
-            log_read_and_clear(v: *mut $crate::vfio::RawVfioDevice, iova: kernel::ffi::c_ulong,
-                len: kernel::ffi::c_ulong, dirty: *mut kernel::bindings::iova_bitmap)
-                -> kernel::ffi::c_int;
-            desc_rw(c: *mut $crate::vfio::RawCoreDevice, b: *mut kernel::ffi::c_char, n: usize,
-                pos: *mut kernel::bindings::loff_t, write: bool) -> isize;
         );
     };
     (@ops $t:ty; $($name:ident($($a:ident: $at:ty),*) -> $ret:ty;)*) => {
         $(
-            $crate::paste_entry!($name, $t, ($($a: $at),*), $ret);
+            $crate::vfio_pci_entry!($name, $t, ($($a: $at),*), $ret);
         )*
     };
 }
 
 /// Defines one entry point: `pvp_rs_<name>` calling `ops::<name>::<T>`.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! paste_entry {
+macro_rules! vfio_pci_entry {
     ($name:ident, $t:ty, ($($a:ident: $at:ty),*), $ret:ty) => {
         const _: () = {
             /// The C entry point of this operation.
@@ -107,7 +70,7 @@ macro_rules! paste_entry {
             /// # Safety
             ///
             /// Called only through the shim's tables, by the PCI or VFIO core.
-            #[export_name = concat!("pvp_rs_", $crate::entry_name!($name))]
+            #[export_name = concat!("pvp_rs_", stringify!($name))]
             unsafe extern "C" fn entry($($a: $at),*) -> $ret {
                 // SAFETY: Only the shim's tables call this symbol, with the arguments the PCI or
                 // VFIO core passed to the callback of the same name, as `ops` requires.
@@ -117,14 +80,70 @@ macro_rules! paste_entry {
     };
 }
 
-/// The C name of an entry (`match` is a Rust keyword, so its Rust name is `match_`).
-#[macro_export]
-macro_rules! entry_name {
-    (match_) => {
-        "match"
+/// The tables of the driver `T`, built at compile time.
+pub(crate) struct Vtable<T>(PhantomData<T>);
+
+impl<T: Operations> Vtable<T> {
+    /// `vfio_device_ops`: the driver's entry point where it implements the operation, else
+    /// vfio-pci-core's (or the iommufd physical-device helper's) own function.
+    pub(super) const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        // VFIO only reads the name (`char *` in C for historical reasons).
+        name: kernel::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
+        init: Some(init::<T>),
+        release: Some(release::<T>),
+        open_device: Some(open_device::<T>),
+        close_device: if T::HAS_CLOSE_DEVICE {
+            Some(close_device::<T>)
+        } else {
+            Some(bindings::vfio_pci_core_close_device)
+        },
+        ioctl: if T::HAS_IOCTL {
+            Some(ioctl::<T>)
+        } else {
+            Some(bindings::vfio_pci_core_ioctl)
+        },
+        device_feature: Some(bindings::vfio_pci_core_ioctl_feature),
+        get_region_info_caps: if T::HAS_REGION_INFO {
+            Some(get_region_info_caps::<T>)
+        } else {
+            Some(bindings::vfio_pci_ioctl_get_region_info)
+        },
+        read: if T::HAS_READ {
+            Some(read::<T>)
+        } else {
+            Some(bindings::vfio_pci_core_read)
+        },
+        write: if T::HAS_WRITE {
+            Some(write::<T>)
+        } else {
+            Some(bindings::vfio_pci_core_write)
+        },
+        mmap: if T::HAS_MMAP_ALLOWED {
+            Some(mmap::<T>)
+        } else {
+            Some(bindings::vfio_pci_core_mmap)
+        },
+        request: Some(bindings::vfio_pci_core_request),
+        match_: Some(bindings::vfio_pci_core_match),
+        match_token_uuid: Some(bindings::vfio_pci_core_match_token_uuid),
+        bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
+        unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
+        attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
+        detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
+        pasid_attach_ioas: if T::HAS_PASID_ATTACH_IOAS {
+            Some(pasid_attach_ioas::<T>)
+        } else {
+            Some(bindings::vfio_iommufd_physical_pasid_attach_ioas)
+        },
+        pasid_detach_ioas: Some(bindings::vfio_iommufd_physical_pasid_detach_ioas),
+        ..pin_init::zeroed()
     };
-    ($name:ident) => {
-        stringify!($name)
+
+    /// `vfio_log_ops`, installed only for devices whose driver offers dirty logging.
+    const LOG_OPS: bindings::vfio_log_ops = bindings::vfio_log_ops {
+        log_start: Some(log_start::<T>),
+        log_stop: Some(log_stop::<T>),
+        log_read_and_clear: Some(log_read_and_clear::<T>),
     };
 }
 
@@ -133,10 +152,13 @@ macro_rules! entry_name {
 /// # Safety
 ///
 /// `v` is a `vfio_device` allocated by `probe::<T>()` whose `init` succeeded and whose `release`
-/// has not run.
-unsafe fn dev<'a, T: Driver>(v: *mut bindings::vfio_device) -> &'a Device<T> {
+/// has not run, and the calling callback is one VFIO makes only where the context `C` holds (see
+/// `super::context`), for all of `'a`.
+unsafe fn dev<'a, T: Operations, C: DeviceContext>(
+    v: *mut bindings::vfio_device,
+) -> &'a Device<T, C> {
     // SAFETY: The caller's promise is `from_vdev`'s.
-    unsafe { Device::<T>::from_vdev(v) }
+    unsafe { Device::<T, C>::from_vdev(v) }
 }
 
 /// Our container behind a bound PCI function's driver data.
@@ -144,10 +166,10 @@ unsafe fn dev<'a, T: Driver>(v: *mut bindings::vfio_device) -> &'a Device<T> {
 /// # Safety
 ///
 /// `pdev` is bound to this driver, so `probe::<T>()` set its driver data to a registered device.
-unsafe fn drvdata<'a, T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> &'a Device<T> {
+unsafe fn drvdata<'a, T: Operations>(pdev: *mut kernel::bindings::pci_dev) -> &'a Device<T> {
     // SAFETY: The driver data of a bound function is its core device, whose `vfio_device` is at
     // offset 0 and stays valid until `remove` drops the last probe reference.
-    unsafe { dev::<T>(bindings::pvp_shim_drvdata(pdev).cast()) }
+    unsafe { dev::<T, Normal>(bindings::pvp_shim_drvdata(pdev).cast()) }
 }
 
 /// `pci_driver.probe`: allocate through VFIO (which runs `init`), then register with VFIO.
@@ -155,7 +177,7 @@ unsafe fn drvdata<'a, T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> &'a De
 /// # Safety
 ///
 /// `pdev` is the function the PCI core is probing.
-pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c_int {
+pub(crate) unsafe fn probe<T: Operations>(pdev: *mut kernel::bindings::pci_dev) -> c_int {
     const {
         // kvzalloc() aligns to at least 8 bytes; the container must not need more.
         assert!(core::mem::align_of::<Device<T>>() <= 8);
@@ -163,20 +185,26 @@ pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c
     }
     from_result(|| {
         let size = core::mem::size_of::<Device<T>>();
-        // SAFETY: `pdev` is valid during probe; the shim allocates `size` bytes and runs `init`.
-        let core = from_err_ptr(unsafe { bindings::pvp_shim_alloc_device(pdev, size) })?;
+        // SAFETY: `pdev` is valid during probe; VFIO allocates `size` bytes (the whole container,
+        // whose core device is at offset 0, as asserted above), zeroed, with this driver's
+        // table, and runs its `init`; it returns an ERR_PTR on failure.
+        let vdev = from_err_ptr(unsafe {
+            bindings::_vfio_alloc_device(size, &raw mut (*pdev).dev, &Vtable::<T>::OPS)
+        })?;
+        // The `vfio_device` is at offset 0 of the core device.
+        let core = vdev.cast::<bindings::vfio_pci_core_device>();
         // SAFETY: vfio-pci-core requires the driver data to be the core device.
         unsafe { bindings::pvp_shim_set_drvdata(pdev, core) };
         // SAFETY: `init` succeeded, so `core` is a container of this driver.
-        let flags = T::migration_flags(unsafe { dev::<T>(core.cast()) }).0;
-        if flags != 0 {
+        let flags = T::migration_flags(unsafe { dev::<T, Normal>(core.cast()) }).0;
+        if T::HAS_MIGRATION_SET_STATE && flags != 0 {
             // SAFETY: Not registered yet: nothing reads the migration fields concurrently.
             unsafe { bindings::pvp_shim_enable_migration(core, flags) };
             // SAFETY: `init` succeeded, so `core` is a container of this driver.
-            let dev = unsafe { dev::<T>(core.cast()) };
-            if T::dirty_logging(dev) {
+            let dev = unsafe { dev::<T, Normal>(core.cast()) };
+            if T::HAS_LOG_START && T::dirty_logging(dev) {
                 // SAFETY: Not registered yet, as above.
-                unsafe { dev.core().enable_dirty_logging() };
+                unsafe { dev.core().set_log_ops(&Vtable::<T>::LOG_OPS) };
             }
         }
         // SAFETY: `core` is fully initialised and is the function's driver data.
@@ -195,7 +223,7 @@ pub(crate) unsafe fn probe<T: Driver>(pdev: *mut kernel::bindings::pci_dev) -> c
 /// # Safety
 ///
 /// `pdev` is bound to this driver.
-pub(crate) unsafe fn remove<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
+pub(crate) unsafe fn remove<T: Operations>(pdev: *mut kernel::bindings::pci_dev) {
     // SAFETY: A bound function's driver data is the core device `probe` registered.
     unsafe {
         let core = bindings::pvp_shim_drvdata(pdev);
@@ -209,7 +237,7 @@ pub(crate) unsafe fn remove<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
 /// # Safety
 ///
 /// `pdev` is bound to this driver.
-pub(crate) unsafe fn sriov_configure<T: Driver>(
+pub(crate) unsafe fn sriov_configure<T: Operations>(
     pdev: *mut kernel::bindings::pci_dev,
     n: c_int,
 ) -> c_int {
@@ -223,9 +251,11 @@ pub(crate) unsafe fn sriov_configure<T: Driver>(
 /// # Safety
 ///
 /// `pdev` is bound to this driver.
-pub(crate) unsafe fn reset_prepare<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
-    // SAFETY: `pdev` is bound to this driver.
-    T::reset_prepare(unsafe { drvdata::<T>(pdev) })
+pub(crate) unsafe fn reset_prepare<T: Operations>(pdev: *mut kernel::bindings::pci_dev) {
+    if T::HAS_RESET_PREPARE {
+        // SAFETY: `pdev` is bound to this driver.
+        T::reset_prepare(unsafe { drvdata::<T>(pdev) })
+    }
 }
 
 /// `pci_error_handlers.reset_done`.
@@ -233,9 +263,11 @@ pub(crate) unsafe fn reset_prepare<T: Driver>(pdev: *mut kernel::bindings::pci_d
 /// # Safety
 ///
 /// `pdev` is bound to this driver.
-pub(crate) unsafe fn reset_done<T: Driver>(pdev: *mut kernel::bindings::pci_dev) {
-    // SAFETY: `pdev` is bound to this driver.
-    T::reset_done(unsafe { drvdata::<T>(pdev) })
+pub(crate) unsafe fn reset_done<T: Operations>(pdev: *mut kernel::bindings::pci_dev) {
+    if T::HAS_RESET_DONE {
+        // SAFETY: `pdev` is bound to this driver.
+        T::reset_done(unsafe { drvdata::<T>(pdev) })
+    }
 }
 
 /// `pci_channel_io_normal` (`include/linux/pci.h`): an error the function recovers from without
@@ -248,15 +280,17 @@ const PCI_CHANNEL_IO_NORMAL: c_uint = 1;
 /// # Safety
 ///
 /// `pdev` is bound to this driver.
-pub(crate) unsafe fn error_detected<T: Driver>(
+pub(crate) unsafe fn error_detected<T: Operations>(
     pdev: *mut kernel::bindings::pci_dev,
     state: c_uint,
 ) {
-    // SAFETY: `pdev` is bound to this driver.
-    T::error_detected(
-        unsafe { drvdata::<T>(pdev) },
-        state != PCI_CHANNEL_IO_NORMAL,
-    )
+    if T::HAS_ERROR_DETECTED {
+        // SAFETY: `pdev` is bound to this driver.
+        T::error_detected(
+            unsafe { drvdata::<T>(pdev) },
+            state != PCI_CHANNEL_IO_NORMAL,
+        )
+    }
 }
 
 /// `vfio_device_ops.init`: core initialisation, then the driver's data, in place.
@@ -264,7 +298,7 @@ pub(crate) unsafe fn error_detected<T: Driver>(
 /// # Safety
 ///
 /// `v` is the `vfio_device` of a fresh, zeroed allocation of `size_of::<Device<T>>()` bytes.
-pub(crate) unsafe fn init<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
+unsafe extern "C" fn init<T: Operations>(v: *mut bindings::vfio_device) -> c_int {
     from_result(|| {
         // SAFETY: `v` is a freshly allocated vfio_device of a vfio-pci-core container.
         kernel::error::to_result(unsafe { bindings::vfio_pci_core_init_dev(v) })?;
@@ -287,7 +321,7 @@ pub(crate) unsafe fn init<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
 /// # Safety
 ///
 /// `v` passed `init` and this is its last reference going away.
-pub(crate) unsafe fn release<T: Driver>(v: *mut bindings::vfio_device) {
+unsafe extern "C" fn release<T: Operations>(v: *mut bindings::vfio_device) {
     let dev = v.cast::<Device<T>>();
     // SAFETY: `data` was initialised by `init` and nothing uses it any more.
     unsafe { core::ptr::drop_in_place(&raw mut (*dev).data) };
@@ -300,9 +334,18 @@ pub(crate) unsafe fn release<T: Driver>(v: *mut bindings::vfio_device) {
 /// # Safety
 ///
 /// `v` is a registered device of this driver.
-pub(crate) unsafe fn open_device<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
+unsafe extern "C" fn open_device<T: Operations>(v: *mut bindings::vfio_device) -> c_int {
     // SAFETY: `v` is a registered device of this driver.
-    from_result(|| T::open_device(unsafe { dev::<T>(v) }).map(|()| 0))
+    let dev = unsafe { dev::<T, Open>(v) };
+    from_result(|| {
+        if T::HAS_OPEN_DEVICE {
+            T::open_device(dev)?;
+        } else {
+            dev.core().enable()?;
+            dev.core().finish_enable();
+        }
+        Ok(0)
+    })
 }
 
 /// `vfio_device_ops.close_device`.
@@ -310,9 +353,9 @@ pub(crate) unsafe fn open_device<T: Driver>(v: *mut bindings::vfio_device) -> c_
 /// # Safety
 ///
 /// `v` is a registered device of this driver.
-pub(crate) unsafe fn close_device<T: Driver>(v: *mut bindings::vfio_device) {
+unsafe extern "C" fn close_device<T: Operations>(v: *mut bindings::vfio_device) {
     // SAFETY: `v` is a registered device of this driver.
-    T::close_device(unsafe { dev::<T>(v) })
+    T::close_device(unsafe { dev::<T, Open>(v) })
 }
 
 /// `vfio_device_ops.read`.
@@ -320,7 +363,7 @@ pub(crate) unsafe fn close_device<T: Driver>(v: *mut bindings::vfio_device) {
 /// # Safety
 ///
 /// `v` is a registered device of this driver; `b`, `n` and `pos` are the callback's arguments.
-pub(crate) unsafe fn read<T: Driver>(
+unsafe extern "C" fn read<T: Operations>(
     v: *mut bindings::vfio_device,
     b: *mut c_char,
     n: usize,
@@ -329,7 +372,7 @@ pub(crate) unsafe fn read<T: Driver>(
     // SAFETY: The callback's own arguments, valid for its duration.
     let mut io = unsafe { RegionIo::new(b, n, pos) };
     // SAFETY: `v` is a registered device of this driver.
-    rw_result(T::read(unsafe { dev::<T>(v) }, &mut io))
+    rw_result(T::read(unsafe { dev::<T, Io>(v) }, &mut io))
 }
 
 /// `vfio_device_ops.write`.
@@ -337,7 +380,7 @@ pub(crate) unsafe fn read<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver; `b`, `n` and `pos` are the callback's arguments.
-pub(crate) unsafe fn write<T: Driver>(
+unsafe extern "C" fn write<T: Operations>(
     v: *mut bindings::vfio_device,
     b: *const c_char,
     n: usize,
@@ -346,7 +389,7 @@ pub(crate) unsafe fn write<T: Driver>(
     // SAFETY: The callback's own arguments; the buffer is only ever read from on this path.
     let mut io = unsafe { RegionIo::new(b.cast_mut(), n, pos) };
     // SAFETY: `v` is a registered device of this driver.
-    rw_result(T::write(unsafe { dev::<T>(v) }, &mut io))
+    rw_result(T::write(unsafe { dev::<T, Io>(v) }, &mut io))
 }
 
 /// `vfio_device_ops.ioctl`.
@@ -354,33 +397,17 @@ pub(crate) unsafe fn write<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver.
-pub(crate) unsafe fn ioctl<T: Driver>(
+unsafe extern "C" fn ioctl<T: Operations>(
     v: *mut bindings::vfio_device,
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
     // SAFETY: `v` is a registered device of this driver.
-    let dev = unsafe { dev::<T>(v) };
+    let dev = unsafe { dev::<T, Io>(v) };
     match T::ioctl(dev, cmd, arg) {
         Ok(r) => c_long::try_from(r).unwrap_or(c_long::MAX),
-        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(-22),
+        Err(e) => c_long::try_from(e.to_errno()).unwrap_or(EINVAL.to_errno() as c_long),
     }
-}
-
-/// `vfio_device_ops.device_feature`.
-///
-/// # Safety
-///
-/// `v` is a registered device of this driver; `arg` is an untrusted user pointer.
-pub(crate) unsafe fn device_feature<T: Driver>(
-    v: *mut bindings::vfio_device,
-    flags: u32,
-    arg: *mut c_void,
-    argsz: usize,
-) -> c_int {
-    // SAFETY: `v` is a registered device of this driver.
-    let dev = unsafe { dev::<T>(v) };
-    from_result(|| T::device_feature(dev, flags, UserPtr::from_ptr(arg), argsz).map(|()| 0))
 }
 
 /// `vfio_device_ops.get_region_info_caps`.
@@ -388,14 +415,14 @@ pub(crate) unsafe fn device_feature<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver; `info` and `caps` are the callback's arguments.
-pub(crate) unsafe fn get_region_info_caps<T: Driver>(
+unsafe extern "C" fn get_region_info_caps<T: Operations>(
     v: *mut bindings::vfio_device,
     info: *mut bindings::vfio_region_info,
     caps: *mut bindings::vfio_info_cap,
 ) -> c_int {
     from_result(|| {
         // SAFETY: `v` is a registered device of this driver.
-        let dev = unsafe { dev::<T>(v) };
+        let dev = unsafe { dev::<T, Io>(v) };
         // SAFETY: `info`/`caps` are forwarded as given.
         unsafe { dev.core().region_info(info, caps) }?;
         // SAFETY: VFIO passes a valid `info` for the duration of the call, filled in by now.
@@ -410,7 +437,7 @@ pub(crate) unsafe fn get_region_info_caps<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver; `vma` is the callback's mapping.
-pub(crate) unsafe fn mmap<T: Driver>(
+unsafe extern "C" fn mmap<T: Operations>(
     v: *mut bindings::vfio_device,
     vma: *mut kernel::bindings::vm_area_struct,
 ) -> c_int {
@@ -420,88 +447,11 @@ pub(crate) unsafe fn mmap<T: Driver>(
     // SAFETY: As above; the shim reads the mapping's offset and size.
     unsafe { bindings::pvp_shim_vma_range(vma, &mut offset, &mut len) };
     // SAFETY: `v` is a registered device of this driver.
-    if let Err(e) = T::mmap_allowed(unsafe { dev::<T>(v) }, index, offset, len) {
+    if let Err(e) = T::mmap_allowed(unsafe { dev::<T, Io>(v) }, index, offset, len) {
         return e.to_errno();
     }
     // SAFETY: Forwarded as VFIO gave them; the core validates the mapping.
     unsafe { bindings::vfio_pci_core_mmap(v, vma) }
-}
-
-/// `vfio_device_ops.request`.
-///
-/// # Safety
-///
-/// `v` is a registered device of this driver.
-pub(crate) unsafe fn request<T: Driver>(v: *mut bindings::vfio_device, count: c_uint) {
-    // SAFETY: `v` is a registered device of this driver.
-    unsafe { dev::<T>(v) }.core().request(count)
-}
-
-/// `vfio_device_ops.match`.
-///
-/// # Safety
-///
-/// `v` is a registered device of this driver; `buf` is the NUL-terminated name being matched.
-pub(crate) unsafe fn match_<T: Driver>(v: *mut bindings::vfio_device, buf: *mut c_char) -> c_int {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_pci_core_match(v, buf) }
-}
-
-/// `vfio_device_ops.match_token_uuid`.
-///
-/// # Safety
-///
-/// `v` is a registered device of this driver; `uuid` is the callback's token.
-pub(crate) unsafe fn match_token_uuid<T: Driver>(
-    v: *mut bindings::vfio_device,
-    uuid: *const kernel::bindings::uuid_t,
-) -> c_int {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_pci_core_match_token_uuid(v, uuid) }
-}
-
-/// `vfio_device_ops.bind_iommufd`.
-///
-/// # Safety
-///
-/// The callback's arguments, forwarded unchanged.
-pub(crate) unsafe fn bind_iommufd<T: Driver>(
-    v: *mut bindings::vfio_device,
-    ictx: *mut kernel::bindings::iommufd_ctx,
-    id: *mut u32,
-) -> c_int {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_iommufd_physical_bind(v, ictx, id) }
-}
-
-/// `vfio_device_ops.unbind_iommufd`.
-///
-/// # Safety
-///
-/// The callback's arguments, forwarded unchanged.
-pub(crate) unsafe fn unbind_iommufd<T: Driver>(v: *mut bindings::vfio_device) {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_iommufd_physical_unbind(v) }
-}
-
-/// `vfio_device_ops.attach_ioas`.
-///
-/// # Safety
-///
-/// The callback's arguments, forwarded unchanged.
-pub(crate) unsafe fn attach_ioas<T: Driver>(v: *mut bindings::vfio_device, pt: *mut u32) -> c_int {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_iommufd_physical_attach_ioas(v, pt) }
-}
-
-/// `vfio_device_ops.detach_ioas`.
-///
-/// # Safety
-///
-/// The callback's arguments, forwarded unchanged.
-pub(crate) unsafe fn detach_ioas<T: Driver>(v: *mut bindings::vfio_device) {
-    // SAFETY: Forwarded as VFIO gave them.
-    unsafe { bindings::vfio_iommufd_physical_detach_ioas(v) }
 }
 
 /// `vfio_device_ops.pasid_attach_ioas`.
@@ -509,7 +459,7 @@ pub(crate) unsafe fn detach_ioas<T: Driver>(v: *mut bindings::vfio_device) {
 /// # Safety
 ///
 /// The callback's arguments, forwarded unchanged.
-pub(crate) unsafe fn pasid_attach_ioas<T: Driver>(
+unsafe extern "C" fn pasid_attach_ioas<T: Operations>(
     v: *mut bindings::vfio_device,
     pasid: u32,
     pt: *mut u32,
@@ -519,66 +469,7 @@ pub(crate) unsafe fn pasid_attach_ioas<T: Driver>(
         return EINVAL.to_errno();
     };
     // SAFETY: `v` is a registered device of this driver.
-    from_result(|| T::pasid_attach_ioas(unsafe { dev::<T>(v) }, pasid, pt).map(|()| 0))
-}
-
-/// `vfio_device_ops.pasid_detach_ioas`.
-///
-/// # Safety
-///
-/// The callback's arguments, forwarded unchanged.
-pub(crate) unsafe fn pasid_detach_ioas<T: Driver>(v: *mut bindings::vfio_device, pasid: u32) {
-    // SAFETY: `v` is a registered device of this driver.
-    T::pasid_detach_ioas(unsafe { dev::<T>(v) }, pasid)
-}
-
-/// `persona` attribute `show` (sysfs gives a page-sized buffer).
-///
-/// # Safety
-///
-/// `c` is the core device of a function bound to this driver; `buf` is sysfs's page.
-pub(crate) unsafe fn persona_show<T: Driver>(
-    c: *mut bindings::vfio_pci_core_device,
-    buf: *mut c_char,
-) -> isize {
-    // SAFETY: sysfs passes a writable buffer of PAGE_SIZE bytes.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
-    // SAFETY: The attribute exists only while the function is bound, so `c` is registered.
-    rw_result(T::persona_show(unsafe { dev::<T>(c.cast()) }, out))
-}
-
-/// `persona` attribute `store`.
-///
-/// # Safety
-///
-/// `c` is the core device of a function bound to this driver; `buf` holds `n` bytes.
-pub(crate) unsafe fn persona_store<T: Driver>(
-    c: *mut bindings::vfio_pci_core_device,
-    buf: *const c_char,
-    n: usize,
-) -> isize {
-    // SAFETY: sysfs passes `n` readable bytes.
-    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), n) };
-    // SAFETY: The attribute exists only while the function is bound, so `c` is registered.
-    rw_result(T::persona_store(unsafe { dev::<T>(c.cast()) }, input).map(|()| n))
-}
-
-/// `vfio_pci_regops.rw` of the persona descriptor region.
-///
-/// # Safety
-///
-/// `c` is an open device of this driver; `b`, `n` and `pos` are the callback's arguments.
-pub(crate) unsafe fn desc_rw<T: Driver>(
-    c: *mut bindings::vfio_pci_core_device,
-    b: *mut c_char,
-    n: usize,
-    pos: *mut kernel::bindings::loff_t,
-    write: bool,
-) -> isize {
-    // SAFETY: The callback's own arguments, valid for its duration.
-    let mut io = unsafe { RegionIo::new(b, n, pos) };
-    // SAFETY: Regions exist only while the device is open, so `c` is registered.
-    rw_result(T::desc_rw(unsafe { dev::<T>(c.cast()) }, &mut io, write))
+    from_result(|| T::pasid_attach_ioas(unsafe { dev::<T, Io>(v) }, pasid, pt).map(|()| 0))
 }
 
 /// `vfio_migration_ops.migration_set_state` (through the shim's enum trampoline).
@@ -586,16 +477,19 @@ pub(crate) unsafe fn desc_rw<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver.
-pub(crate) unsafe fn migration_set_state<T: Driver>(
+pub(crate) unsafe fn migration_set_state<T: Operations>(
     v: *mut bindings::vfio_device,
     new: u32,
 ) -> *mut kernel::bindings::file {
+    if !T::HAS_MIGRATION_SET_STATE {
+        return EOPNOTSUPP.to_ptr();
+    }
     // The uAPI value is checked here: the driver sees only states the uAPI defines.
     let Ok(new) = MigrationState::try_from(new) else {
         return EINVAL.to_ptr();
     };
     // SAFETY: `v` is a registered device of this driver.
-    match T::migration_set_state(unsafe { dev::<T>(v) }, new) {
+    match T::migration_set_state(unsafe { dev::<T, Io>(v) }, new) {
         Ok(Some(f)) => f.into_raw(),
         Ok(None) => core::ptr::null_mut(),
         Err(e) => e.to_ptr(),
@@ -607,13 +501,16 @@ pub(crate) unsafe fn migration_set_state<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver; `state` is valid for writes.
-pub(crate) unsafe fn migration_get_state<T: Driver>(
+pub(crate) unsafe fn migration_get_state<T: Operations>(
     v: *mut bindings::vfio_device,
     state: *mut u32,
 ) -> c_int {
     from_result(|| {
+        if !T::HAS_MIGRATION_GET_STATE {
+            return Err(EOPNOTSUPP);
+        }
         // SAFETY: `v` is a registered device of this driver.
-        let s = T::migration_get_state(unsafe { dev::<T>(v) })?;
+        let s = T::migration_get_state(unsafe { dev::<T, Io>(v) })?;
         // SAFETY: The shim passes a valid local.
         unsafe { *state = s.value() };
         Ok(0)
@@ -625,71 +522,20 @@ pub(crate) unsafe fn migration_get_state<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver; `len` is valid for writes.
-pub(crate) unsafe fn migration_get_data_size<T: Driver>(
+pub(crate) unsafe fn migration_get_data_size<T: Operations>(
     v: *mut bindings::vfio_device,
     len: *mut c_ulong,
 ) -> c_int {
     from_result(|| {
+        if !T::HAS_MIGRATION_DATA_SIZE {
+            return Err(EOPNOTSUPP);
+        }
         // SAFETY: `v` is a registered device of this driver.
-        let n = T::migration_data_size(unsafe { dev::<T>(v) })?;
+        let n = T::migration_data_size(unsafe { dev::<T, Io>(v) })?;
         // SAFETY: VFIO passes a valid pointer for the duration of the call.
         unsafe { *len = c_ulong::try_from(n).map_err(|_| EOVERFLOW)? };
         Ok(0)
     })
-}
-
-/// Data fd `read()`.
-///
-/// # Safety
-///
-/// `p` is the private data of a live data fd of this driver.
-pub(crate) unsafe fn mig_read<T: Driver>(p: *mut c_void, b: *mut c_char, n: usize) -> isize {
-    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
-    unsafe { super::migration::mig_read::<T::DataFile>(p, b, n) }
-}
-
-/// Data fd `write()`.
-///
-/// # Safety
-///
-/// `p` is the private data of a live data fd of this driver.
-pub(crate) unsafe fn mig_write<T: Driver>(p: *mut c_void, b: *const c_char, n: usize) -> isize {
-    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
-    unsafe { super::migration::mig_write::<T::DataFile>(p, b, n) }
-}
-
-/// Data fd `ioctl()`.
-///
-/// # Safety
-///
-/// `p` is the private data of a live data fd of this driver.
-pub(crate) unsafe fn mig_ioctl<T: Driver>(p: *mut c_void, cmd: c_uint, arg: c_ulong) -> c_long {
-    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
-    unsafe { super::migration::mig_ioctl::<T::DataFile>(p, cmd, arg) }
-}
-
-/// Data fd `poll()`.
-///
-/// # Safety
-///
-/// `p` is the private data of the live data fd `f` of this driver; `w` its poll table or null.
-pub(crate) unsafe fn mig_poll<T: Driver>(
-    p: *mut c_void,
-    f: *mut kernel::bindings::file,
-    w: *mut kernel::bindings::poll_table,
-) -> c_uint {
-    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
-    unsafe { super::migration::mig_poll::<T::DataFile>(p, f, w) }
-}
-
-/// Data fd `release()`.
-///
-/// # Safety
-///
-/// `p` is the private data of a data fd of this driver being released.
-pub(crate) unsafe fn mig_release<T: Driver>(p: *mut c_void) {
-    // SAFETY: Per the function's contract; the driver's files hold `T::DataFile` sessions.
-    unsafe { super::migration::mig_release::<T::DataFile>(p) }
 }
 
 /// `vfio_log_ops.log_start`.
@@ -698,19 +544,22 @@ pub(crate) unsafe fn mig_release<T: Driver>(p: *mut c_void) {
 ///
 /// `v` is a registered device of this driver; `ranges` is VFIO's tree of `n` ranges and
 /// `page_size` a valid in/out pointer, both for the duration of the call.
-pub(crate) unsafe fn log_start<T: Driver>(
+unsafe extern "C" fn log_start<T: Operations>(
     v: *mut bindings::vfio_device,
     ranges: *mut kernel::bindings::rb_root_cached,
     n: u32,
     page_size: *mut u64,
 ) -> c_int {
     from_result(|| {
+        if !T::HAS_LOG_START {
+            return Err(EOPNOTSUPP);
+        }
         // SAFETY: VFIO passes a valid in/out page size for the duration of the call.
         let page_size = unsafe { page_size.as_mut() }.ok_or(EINVAL)?;
         // SAFETY: VFIO's tree for this call, which nothing else touches until it returns.
         let mut ranges = unsafe { LogRanges::new(ranges, n) };
         // SAFETY: `v` is a registered device of this driver.
-        T::log_start(unsafe { dev::<T>(v) }, &mut ranges, page_size).map(|()| 0)
+        T::log_start(unsafe { dev::<T, Io>(v) }, &mut ranges, page_size).map(|()| 0)
     })
 }
 
@@ -719,9 +568,12 @@ pub(crate) unsafe fn log_start<T: Driver>(
 /// # Safety
 ///
 /// `v` is a registered device of this driver.
-pub(crate) unsafe fn log_stop<T: Driver>(v: *mut bindings::vfio_device) -> c_int {
+unsafe extern "C" fn log_stop<T: Operations>(v: *mut bindings::vfio_device) -> c_int {
+    if !T::HAS_LOG_STOP {
+        return 0;
+    }
     // SAFETY: `v` is a registered device of this driver.
-    from_result(|| T::log_stop(unsafe { dev::<T>(v) }).map(|()| 0))
+    from_result(|| T::log_stop(unsafe { dev::<T, Io>(v) }).map(|()| 0))
 }
 
 /// `vfio_log_ops.log_read_and_clear`.
@@ -730,18 +582,21 @@ pub(crate) unsafe fn log_stop<T: Driver>(v: *mut bindings::vfio_device) -> c_int
 ///
 /// `v` is a registered device of this driver; `dirty` is the bitmap VFIO allocated for
 /// `[iova, iova + len)`, valid for the duration of the call.
-pub(crate) unsafe fn log_read_and_clear<T: Driver>(
+unsafe extern "C" fn log_read_and_clear<T: Operations>(
     v: *mut bindings::vfio_device,
     iova: c_ulong,
     len: c_ulong,
     dirty: *mut kernel::bindings::iova_bitmap,
 ) -> c_int {
     from_result(|| {
+        if !T::HAS_LOG_READ_AND_CLEAR {
+            return Err(EINVAL);
+        }
         let iova = u64::try_from(iova).map_err(|_| EINVAL)?;
         let len = u64::try_from(len).map_err(|_| EINVAL)?;
         // SAFETY: VFIO's bitmap for this call and range.
         let mut bitmap = unsafe { DirtyBitmap::new(dirty, iova, len) };
         // SAFETY: `v` is a registered device of this driver.
-        T::log_read_and_clear(unsafe { dev::<T>(v) }, iova, len, &mut bitmap).map(|()| 0)
+        T::log_read_and_clear(unsafe { dev::<T, Io>(v) }, iova, len, &mut bitmap).map(|()| 0)
     })
 }

@@ -5,7 +5,7 @@
 //! The kernel crate's `firmware` module needs `CONFIG_RUST_FW_LOADER_ABSTRACTIONS`, which a
 //! distribution kernel may not set; the C API is always there with `CONFIG_FW_LOADER`.
 
-use super::CoreDevice;
+use crate::vfio::CoreDevice;
 use core::ptr::{self, NonNull};
 use kernel::{error::to_result, prelude::*, str::CStr};
 
