@@ -1,12 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Guest side of `make bench`: the migration round trip of persona-vfio-pci on an edu against the
-# kernel's mtty sample (samples/vfio-mdev/mtty.c) in the same guest run, both through their vfio
-# cdev and iommufd, interleaved by build/bench/mig_roundtrip. Prints its table; exits non-zero with
-# a message when a device cannot be set up (no timing is ever judged).
-# Usage: guest-bench.sh [ROUNDS [WARMUP]]
-rounds=${1:-500} warmup=${2:-20}
+# Guest side of `make bench`, each figure against a baseline in the same guest run:
+#  - config-region access latency per byte class on an edu bound to persona-vfio-pci against an
+#    identical edu bound to vfio-pci (build/bench/cfg_latency, interleaved);
+#  - the migration round trip of persona-vfio-pci on an edu against the kernel's mtty sample
+#    (samples/vfio-mdev/mtty.c), both through their vfio cdev and iommufd, interleaved by
+#    build/bench/mig_roundtrip.
+# Prints the tables; exits non-zero with a message when a device cannot be set up (no timing is
+# ever judged).
+# Usage: guest-bench.sh [ROUNDS [WARMUP [CFG_ROUNDS]]]
+rounds=${1:-500} warmup=${2:-20} cfg_rounds=${3:-20000}
 BENCH=/repo/build/bench/mig_roundtrip
+CFG=/repo/build/bench/cfg_latency
 drv=persona-vfio-pci
 # A fixed uuid for the mtty mdev: the guest is fresh on every run.
 uuid=6d0c1c6e-70e5-4b7c-9f0a-2b6e5d1e0b01
@@ -14,11 +19,21 @@ uuid=6d0c1c6e-70e5-4b7c-9f0a-2b6e5d1e0b01
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$BENCH" ] || die "$BENCH is not built (make bench-progs)"
 
-edu=
+edus=
 for d in /sys/bus/pci/devices/*; do
-	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && { edu=$(basename "$d"); break; }
+	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && edus="$edus $(basename "$d")"
 done
-[ -n "$edu" ] || die "no edu function (1234:11e8) in the guest"
+set -- $edus
+[ $# -ge 2 ] || die "two edu functions (1234:11e8) are needed in the guest, found: $edus"
+edu=$1 base=$2
+
+# Config path: edu $base on vfio-pci (baseline) against edu $edu on persona-vfio-pci.
+[ -x "$CFG" ] || die "$CFG is not built (make bench-progs)"
+modprobe vfio-pci 2>/dev/null
+pvp-bind "$base" vfio-pci >/dev/null || die "cannot bind $base to vfio-pci"
+pvp-bind "$edu" "$drv" >/dev/null || die "cannot bind $edu to $drv"
+"$CFG" -n "$cfg_rounds" "$base" "$edu" || die "the config latency bench failed"
+pvp-bind "$base" none >/dev/null 2>&1
 
 # Baseline: an mtty mdev with two ports (the larger of mtty's two types).
 modprobe mtty || die "modprobe mtty failed (CONFIG_SAMPLE_VFIO_MDEV_MTTY=m in tests/config)"
