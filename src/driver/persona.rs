@@ -211,13 +211,15 @@ pub(crate) fn auto_blob(
 ) -> Result<KVVec<u8>> {
     let iommu = iommu_pasid(pasid);
     let dump = view.config;
-    let pasid = (dump.len() == SPACE && iommu.max_pasid_log2 > 0).then_some(PasidRequest {
-        width: iommu.max_pasid_log2.min(20),
-        exec: iommu.exec,
-        privileged: iommu.privileged,
-        offset: None,
-    }
-    .within_device(dump));
+    let pasid = (dump.len() == SPACE && iommu.max_pasid_log2 > 0).then_some(
+        PasidRequest {
+            width: iommu.max_pasid_log2.min(20),
+            exec: iommu.exec,
+            privileged: iommu.privileged,
+            offset: None,
+        }
+        .within_device(dump),
+    );
     let opts = DeriveOptions {
         name: None,
         version: Version { major: 1, minor: 0 },
