@@ -339,7 +339,7 @@ impl OverlayMap {
     #[must_use]
     pub fn passthrough(&self, offset: u16, size: u8, write: bool) -> Option<u16> {
         let (off, n) = check_access(offset, size).ok()?;
-        if off % n != 0 {
+        if off.checked_rem(n) != Some(0) {
             return None;
         }
         self.contiguous_pass(off, n, write)
