@@ -8,9 +8,15 @@
 //! physical offset; emulated registers are served from the per-device state; hidden bytes never
 //! reach the device.
 //!
-//! vfio-pci-core only takes user buffers, so the user's buffer doubles as the bounce buffer: a
-//! passthrough read lands in it before the piece's final value is written over it, and a
-//! passthrough write forwards the user's own bytes (the overlay tells which, see
+//! The common case takes one call: a run of whole pieces that the persona passes through
+//! unchanged (`OverlayMap::passthrough`), at consecutive physical offsets aligned like the
+//! virtual ones, goes to vfio-pci-core as one access straight between the user's buffer and the
+//! device; vfio-pci-core splits it into the same pieces. Only pieces the overlay changes take
+//! the per-piece path below.
+//!
+//! vfio-pci-core only takes user buffers, so on the per-piece path the user's buffer doubles as
+//! the bounce buffer: a passthrough read lands in it before the piece's final value is written
+//! over it, and a passthrough write forwards the user's own bytes (the overlay tells which, see
 //! `ConfigAccess::write_from`).
 
 use crate::{
@@ -93,6 +99,36 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
     }
     let mut done = 0usize;
     while done < len {
+        // The run of whole pieces from `done` passed through unchanged, as one access.
+        let mut run = 0usize;
+        let mut start = None;
+        while done + run < len {
+            let pos = off + done + run;
+            let n = chunk(pos, len - done - run);
+            let (Ok(p), Ok(n8)) = (u16::try_from(pos), u8::try_from(n)) else {
+                break;
+            };
+            let Some(phys) = active.map.passthrough(p, n8, write) else {
+                break;
+            };
+            let phys = usize::from(phys);
+            match start {
+                // Aligned like the virtual offset, so vfio-pci-core splits the run alike.
+                None if phys % 4 == pos % 4 => start = Some(phys),
+                Some(s) if s + run == phys => {}
+                _ => break,
+            }
+            run += n;
+        }
+        if let Some(phys) = start {
+            let user = io.user().wrapping_byte_add(done);
+            let phys = u16::try_from(phys).map_err(|_| EINVAL)?;
+            if dev.core().config_rw_user(user, run, phys, write)? != run {
+                return Err(EIO);
+            }
+            done += run;
+            continue;
+        }
         let pos = off + done;
         let n = chunk(pos, len - done);
         let pos16 = u16::try_from(pos).map_err(|_| EINVAL)?;

@@ -5,14 +5,16 @@
 //!
 //! # Locking
 //!
-//! Locks are taken in this order: 1. `state` (mutex), 2. `reset_pending` (spinlock).
-//! `state` is held across user copies, and across a dirty log report, which pins the user's
-//! bitmap pages (`mmap_lock`); nothing that holds `mmap_lock` takes `state`.
+//! `state` (a mutex) is the one lock. It is held across user copies, and across a dirty log
+//! report, which pins the user's bitmap pages (`mmap_lock`); nothing that holds `mmap_lock`
+//! takes `state`.
 //!
 //! `reset_done` runs with VFIO's and the PCI core's locks held, some of which are also taken
 //! around `mmap_lock`; waiting there for `state` could deadlock (ABBA). So `reset_done` only sets
 //! `reset_pending` and tries `state`: when it cannot take it, whoever holds `state` runs the reset
-//! before unlocking (see [`StateGuard`]). This is the deferred-reset pattern of mlx5 and virtio.
+//! when it unlocks (see [`StateGuard`]). This is the deferred-reset pattern of mlx5 and virtio,
+//! with the flag an atomic rather than a second lock: every config access takes `state`, and a
+//! second lock per access costs as much as the access itself under lockdep.
 //!
 //! # The persona is checked again
 //!
@@ -46,12 +48,12 @@ use crate::{
 };
 use kernel::{
     new_mutex,
-    new_spinlock,
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Relaxed, Release},
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        barrier::smp_mb,
         lock::mutex::MutexGuard,
-        Mutex, SpinLock,
+        Mutex,
     },
     uaccess::{UserPtr, UserSlice}, //
 };
@@ -226,9 +228,8 @@ pub(crate) struct PersonaDevice {
     /// Emulated state; see the module's locking notes.
     #[pin]
     state: Mutex<State>,
-    /// A reset finished while `state` was held; the holder resets before unlocking.
-    #[pin]
-    reset_pending: SpinLock<bool>,
+    /// A reset finished while `state` was held; the holder runs it when it unlocks.
+    reset_pending: Atomic<bool>,
     /// The device has a migration backend (`state.mig` is `Some`); fixed at bind, so that
     /// `mmap` (under `mmap_lock`) never takes `state`, which is held across user copies.
     pub(crate) migratable: bool,
@@ -265,24 +266,32 @@ impl core::ops::DerefMut for StateGuard<'_> {
 }
 
 impl Drop for StateGuard<'_> {
+    /// Runs every deferred reset, then unlocks.
+    ///
+    /// `reset_done` sets `reset_pending`, then (after a full barrier) tries `state`; the holder
+    /// unlocks, then (after a full barrier) looks at the flag. With a barrier on each side, one of
+    /// the two sees the other's write (the store-buffering pattern the barriers forbid): either
+    /// `reset_done`'s `try_lock` finds `state` free and it resets by itself, or the holder sees
+    /// the flag, takes `state` back and resets. Whoever runs it claims the flag with `xchg`, so a
+    /// reset is run once; if `state` is busy again, its new holder does the same on its unlock.
     fn drop(&mut self) {
         loop {
-            let mut pending = self.dev.reset_pending.lock();
-            if *pending {
-                *pending = false;
-                drop(pending);
-                if let Some(state) = self.guard.as_deref_mut() {
+            if let Some(state) = self.guard.as_deref_mut() {
+                while self.dev.reset_pending.xchg(false, Full) {
                     state.reset();
                     state.after_reset(self.core, &self.dev.stale);
                 }
-                continue;
             }
-            // Unlock `state` while `reset_pending` is still held: a `reset_done` that failed its
-            // `try_lock` before this point has set the flag and we saw it; one that comes after
-            // finds `state` free and resets by itself.
             drop(self.guard.take());
-            drop(pending);
-            return;
+            smp_mb(Full);
+            if !self.dev.reset_pending.load(Relaxed) {
+                return;
+            }
+            match self.dev.state.try_lock() {
+                Some(g) => self.guard = Some(g),
+                // Its holder sees the flag when it unlocks.
+                None => return,
+            }
         }
     }
 }
@@ -303,7 +312,7 @@ impl PersonaDevice {
             .map_or([u64::MAX; NBARS], |s| s.presented_sizes());
         try_pin_init!(PersonaDevice {
             state <- new_mutex!(state?),
-            reset_pending <- new_spinlock!(false),
+            reset_pending: Atomic::new(false),
             migratable,
             trapped_bar,
             bar_size: sizes.map(Atomic::new),
@@ -315,13 +324,13 @@ impl PersonaDevice {
     /// now, or, when `state` is held, leaves it to the holder (see the module's locking notes).
     pub(crate) fn function_reset(&self, core: &CoreDevice) {
         let this = self;
-        let mut pending = this.reset_pending.lock();
-        *pending = true;
+        this.reset_pending.store(true, Relaxed);
+        // Pairs with the barrier after the unlock in `StateGuard::drop`.
+        smp_mb(Full);
         let Some(state) = this.state.try_lock() else {
-            // The holder of `state` sees the flag before it unlocks.
+            // The holder of `state` sees the flag when it unlocks.
             return;
         };
-        drop(pending);
         // Runs the deferred reset (the flag we just set) and unlocks.
         drop(StateGuard {
             dev: this,

@@ -1,12 +1,19 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Guest side of `make bench`: the migration round trip of persona-vfio-pci on an edu against the
-# kernel's mtty sample (samples/vfio-mdev/mtty.c) in the same guest run, both through their vfio
-# cdev and iommufd, interleaved by build/bench/mig_roundtrip. Prints its table; exits non-zero with
-# a message when a device cannot be set up (no timing is ever judged).
-# Usage: guest-bench.sh [ROUNDS [WARMUP]]
-rounds=${1:-500} warmup=${2:-20}
+# Guest side of `make bench`, each figure against a baseline in the same guest run:
+#  - config-region access latency per byte class on an edu bound to persona-vfio-pci against an
+#    identical edu bound to vfio-pci (build/bench/cfg_latency, interleaved);
+#  - PASID attach, replace and detach on an nvme function with the PASID fixture, on vfio-pci and
+#    on persona-vfio-pci in alternating blocks (build/bench/pasid_attach);
+#  - the migration round trip of persona-vfio-pci on an edu against the kernel's mtty sample
+#    (samples/vfio-mdev/mtty.c), both through their vfio cdev and iommufd, interleaved by
+#    build/bench/mig_roundtrip.
+# Prints the tables; exits non-zero with a message when a device cannot be set up (no timing is
+# ever judged).
+# Usage: guest-bench.sh [ROUNDS [WARMUP [CFG_ROUNDS]]]
+rounds=${1:-500} warmup=${2:-20} cfg_rounds=${3:-20000}
 BENCH=/repo/build/bench/mig_roundtrip
+CFG=/repo/build/bench/cfg_latency
 drv=persona-vfio-pci
 # A fixed uuid for the mtty mdev: the guest is fresh on every run.
 uuid=6d0c1c6e-70e5-4b7c-9f0a-2b6e5d1e0b01
@@ -14,11 +21,60 @@ uuid=6d0c1c6e-70e5-4b7c-9f0a-2b6e5d1e0b01
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$BENCH" ] || die "$BENCH is not built (make bench-progs)"
 
-edu=
+edus=
 for d in /sys/bus/pci/devices/*; do
-	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && { edu=$(basename "$d"); break; }
+	[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] && edus="$edus $(basename "$d")"
 done
-[ -n "$edu" ] || die "no edu function (1234:11e8) in the guest"
+set -- $edus
+[ $# -ge 2 ] || die "two edu functions (1234:11e8) are needed in the guest, found: $edus"
+edu=$1 base=$2
+
+# Config path: edu $base on vfio-pci (baseline) against edu $edu on persona-vfio-pci.
+[ -x "$CFG" ] || die "$CFG is not built (make bench-progs)"
+modprobe vfio-pci 2>/dev/null
+pvp-bind "$base" vfio-pci >/dev/null || die "cannot bind $base to vfio-pci"
+pvp-bind "$edu" "$drv" >/dev/null || die "cannot bind $edu to $drv"
+"$CFG" -n "$cfg_rounds" "$base" "$edu" || die "the config latency bench failed"
+pvp-bind "$base" none >/dev/null 2>&1
+pvp-bind "$edu" none >/dev/null 2>&1
+
+# PASID: the fixture gives the first nvme function a PASID capability; the two drivers take
+# turns on it, four blocks each.
+PA=/repo/build/bench/pasid_attach
+FX=${PVP_FIXTURES:-/repo/build/fixtures}/pasid/pasid_fixture.ko
+nvme=
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat "$d/vendor")" = 0x1b36 ] && [ "$(cat "$d/device")" = 0x0010 ] && { nvme=$(basename "$d"); break; }
+done
+[ -n "$nvme" ] || die "no nvme function (1b36:0010) for the PASID bench"
+[ -x "$PA" ] || die "$PA is not built (make bench-progs)"
+pvp-bind "$nvme" none >/dev/null 2>&1
+insmod "$FX" || die "the PASID fixture does not load"
+pout=
+for blk in 1 2 3 4; do
+	for d in vfio-pci "$drv"; do
+		pvp-bind "$nvme" "$d" >/dev/null || die "cannot bind $nvme to $d"
+		o=$("$PA" -n "${PVP_BENCH_PASID_ROUNDS:-500}" -w 50 "$d" "$nvme") || die "the PASID bench failed on $d: $o"
+		pout="$pout$o
+"
+		pvp-bind "$nvme" none >/dev/null 2>&1
+	done
+done
+rmmod pasid_fixture
+printf '%s' "$pout" | awk -v drv="$drv" '
+	$1 == "pasid" { sub(/:$/, "", $3); k = $2 SUBSEP $3; n[k]++; v[k, n[k]] = $5 }
+	function med(k,   i, j, t, m, a) {
+		m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k, i]
+		for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+	}
+	END {
+		split("attach replace detach", ops, " ")
+		for (o = 1; o <= 3; o++) {
+			b = med(ops[o] SUBSEP "vfio-pci"); x = med(ops[o] SUBSEP drv)
+			printf "pasid %s: baseline %d ns, device %d ns, ratio %.2f (median of 4 block medians)\n", ops[o], b, x, b ? x / b : 0
+		}
+	}'
 
 # Baseline: an mtty mdev with two ports (the larger of mtty's two types).
 modprobe mtty || die "modprobe mtty failed (CONFIG_SAMPLE_VFIO_MDEV_MTTY=m in tests/config)"

@@ -330,6 +330,21 @@ impl OverlayMap {
         Ok(())
     }
 
+    /// The physical offset a whole naturally aligned access of `size` bytes at `offset` goes to
+    /// unchanged, if it is one: every byte passed through (dynamic when `write`; pinned or
+    /// dynamic for a read), at consecutive physical offsets, the physical offset aligned like the
+    /// access. [`OverlayMap::read`] and [`OverlayMap::write`] then make exactly one device access
+    /// at that offset with the caller's value, so a caller may make it itself, straight from and
+    /// to its own buffer.
+    #[must_use]
+    pub fn passthrough(&self, offset: u16, size: u8, write: bool) -> Option<u16> {
+        let (off, n) = check_access(offset, size).ok()?;
+        if off.checked_rem(n) != Some(0) {
+            return None;
+        }
+        self.contiguous_pass(off, n, write)
+    }
+
     /// Length of the run of bytes starting at access byte `i` (of `n`) that share byte `i`'s
     /// passthrough rule and map to consecutive physical offsets.
     fn pass_run(&self, off: usize, i: usize, n: usize) -> usize {
