@@ -25,6 +25,10 @@ KERNEL_DEP := kernel
 KDIR = $(shell scripts/kernel-dir)
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
+# DKMS appends CC=clang LD=ld.lld for a clang-built kernel; LLVM=-19 already names the kernel's
+# own tools (clang-19, ld.lld-19, ...), and a bare `clang` may not exist, so those two are not
+# handed down to the kernel build.
+MAKEOVERRIDES := $(filter-out CC=% LD=%,$(MAKEOVERRIDES))
 
 .PHONY: all setup kernel module tool personas install uninstall selftests fixtures guest-deps run check host-check lint bench bench-progs fuzz clean
 
