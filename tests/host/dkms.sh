@@ -3,6 +3,8 @@
 # tree, everything staged (source tree, DKMS tree and install tree in a temporary folder; nothing
 # under /usr/src, /var/lib/dkms or /lib/modules): dkms add, build, install, status, and depmod in
 # the staging root lists the module's vfio_pci: aliases; dkms remove takes it away again.
+# With PVP_DKMS_OUT=DIR the DKMS-built module is also copied there (scripts/check puts it in
+# build/dkms for the guest suite guest-dkms, which loads it in the test guest).
 source "$(dirname "$0")/../../scripts/lib.sh"
 set +e
 . "$PVP_TOP/tests/lib/tap.sh"
@@ -39,6 +41,7 @@ $log"
 out=$(dk install -k "$kver" --kernelsourcedir "$K" --installtree "$T/root/lib/modules" --no-depmod 2>&1); rc=$?
 ko=$T/root/lib/modules/$kver/updates/dkms/$mod.ko
 tap_ok $([ "$rc" = 0 ] && [ -f "$ko" ]; echo $?) "dkms install puts $mod.ko in <root>/lib/modules/$kver/updates/dkms" "$out"
+if [ -n "${PVP_DKMS_OUT:-}" ] && [ -f "$ko" ]; then mkdir -p "$PVP_DKMS_OUT" && cp "$ko" "$PVP_DKMS_OUT/"; fi
 vm=$(/sbin/modinfo -F vermagic "$ko" 2>&1)
 tap_ok $(echo "$vm" | grep -q "^$kver "; echo $?) "the DKMS-built module is for $kver (vermagic)" "$vm"
 out=$(dkms status -m "$name" -v "$ver" -k "$kver" --sourcetree "$T/src" --dkmstree "$T/tree" 2>&1)
