@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::{CommandFactory as _, Parser as _};
+use persona_core::mig::records::config;
+use persona_core::mig::stream::{DeviceKind, Identity, PersonaId, Record, Writer};
 use serde_json::Value;
 use vfio_persona::args::Cli;
 
@@ -160,16 +162,51 @@ fn offline_documents_match_their_documented_shape() {
     let (c, v) = run_json(&["derive", "dumps/edu.dump"]);
     assert_eq!(c, 0);
     assert!(v["output"].is_null());
-    // A stream: a file that is not one is bad input (exit 2, no document); the shape is taken
-    // from a rejected stream instead, which the decoder reports in full.
-    std::fs::write(tmp.join("s.bin"), b"PVPMIG01").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vfio-persona"))
-        .args(["inspect-stream", &t("s.bin"), "--json"])
-        .output()
-        .unwrap();
-    if out.status.code() != Some(2) {
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_shape(&doc, "inspect-stream", &v);
+    // A stream with a config record and a record the decoder does not know (skipped), as a
+    // source writes it.
+    let id = Identity {
+        kind: DeviceKind::EDU,
+        persona: PersonaId::new(b"edu-identity", 1 << 16, [0xab; 32]).unwrap(),
+    };
+    let regs = [0u8; config::LEN];
+    let recs = [
+        Record {
+            tag: config::TAG,
+            mandatory: true,
+            payload: &regs,
+        },
+        Record {
+            tag: 0x7777,
+            mandatory: false,
+            payload: &[1, 2, 3],
+        },
+    ];
+    let mut w = Writer::new(&id);
+    let mut buf = vec![0u8; 8192];
+    let n = w.fill(recs.as_slice(), &mut buf).unwrap();
+    assert!(w.is_done());
+    std::fs::write(tmp.join("s.bin"), &buf[..n]).unwrap();
+    let (c, v) = run_json(&["inspect-stream", &t("s.bin")]);
+    assert_eq!(c, 0);
+    assert_shape(&doc, "inspect-stream", &v);
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(2));
+
+    // capture reads sysfs; on a host with a PCI function and root (all of config space), its
+    // document is checked too.
+    let first = std::fs::read_dir("/sys/bus/pci/devices")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    if let Some(bdf) = first {
+        let out = Command::new(env!("CARGO_BIN_EXE_vfio-persona"))
+            .args(["capture", &bdf, "-o", &t("c.dump"), "--json"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_shape(&doc, "capture", &v);
+        }
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
