@@ -25,8 +25,12 @@ KERNEL_DEP := kernel
 KDIR = $(shell scripts/kernel-dir)
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
+# DKMS appends CC=clang LD=ld.lld for a clang-built kernel; LLVM=-19 already names the kernel's
+# own tools (clang-19, ld.lld-19, ...), and a bare `clang` may not exist, so those two are not
+# handed down to the kernel build.
+MAKEOVERRIDES := $(filter-out CC=% LD=%,$(MAKEOVERRIDES))
 
-.PHONY: all setup kernel module tool selftests fixtures guest-deps run check host-check lint bench bench-progs fuzz clean
+.PHONY: all setup kernel module tool personas install uninstall selftests fixtures guest-deps run check host-check lint bench bench-progs fuzz clean
 
 all: module tool
 
@@ -40,9 +44,27 @@ module: $(KERNEL_DEP)
 	@mkdir -p $(MO)
 	+$(KMAKE) modules
 
+# The tool, and its man pages and shell completions (generated from its clap definitions by
+# src/tool/build.rs) into build/share.
 tool:
-	@$(CARGO) build --quiet --release -p vfio-persona
-	@mkdir -p build/bin && cp target/release/vfio-persona build/bin/
+	@PVP_TOOL_SHARE=$(CURDIR)/build/share $(CARGO) build --quiet --release -p vfio-persona
+	@mkdir -p build/bin && { cmp -s target/release/vfio-persona build/bin/vfio-persona || cp target/release/vfio-persona build/bin/; }
+
+# The example personas (tests/personas/*.toml) compiled under the names the driver's firmware
+# request uses: build/personas/persona-vfio-pci/NAME@MAJOR.MINOR.bin.
+personas: tool
+	@rm -rf build/personas && mkdir -p build/personas/persona-vfio-pci
+	@for f in tests/personas/*.toml; do build/bin/vfio-persona compile $$f -o build/personas/persona-vfio-pci || exit 1; done
+
+# make install [DESTDIR=<staging root>] [KDIR=<kernel build tree>] [PREFIX=/usr/local]: the module
+# (modules_install into /lib/modules/<kver>/updates), the personas under
+# /lib/firmware/persona-vfio-pci/, vfio-persona with its man pages and completions, then depmod
+# (-b DESTDIR). make uninstall removes what it installed. scripts/install says more.
+install: module tool personas
+	@KDIR=$(KDIR) MO=$(MO) LLVM=$(LLVM) scripts/install install
+
+uninstall:
+	@KDIR=$(KDIR) MO=$(MO) LLVM=$(LLVM) scripts/install uninstall
 
 # The project's own kselftests (tests/selftests), static, against the test kernel's uapi headers.
 selftests: $(KERNEL_DEP)

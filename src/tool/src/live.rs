@@ -77,11 +77,6 @@ pub fn encode_descriptor(blob: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Lowercase hex of a byte string.
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// `name@major.minor` of a persona.
 pub fn selector(p: &PersonaRef<'_>) -> String {
     let v = p.version();
@@ -570,16 +565,6 @@ fn parse_region_op(s: &str) -> Result<Option<Op>, String> {
         [k, ..] if matches!(*k, "size" | "br" | "bw" | "mmap" | "ioeventfd") => return Err(bad()),
         _ => return Ok(None),
     }))
-}
-
-/// A hexdump: `OFF: 16 bytes` per line.
-pub fn hexdump(data: &[u8]) -> String {
-    let mut s = String::new();
-    for (i, row) in data.chunks(16).enumerate() {
-        let bytes: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
-        s.push_str(&format!("{:03x}: {}\n", i * 16, bytes.join(" ")));
-    }
-    s
 }
 
 /// What an errno from writing the `persona` attribute means.

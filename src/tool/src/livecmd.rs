@@ -5,19 +5,17 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use persona_core::persona::check::{check_with, IommuPasid};
+use persona_core::persona::device::ROM_INDEX;
 use persona_core::persona::{BarInfo, DeviceView, PersonaRef};
 use persona_core::sha256::Sha256;
 use serde_json::{json, Value};
 
-use super::live::{self, Descriptor, Mismatch, Op};
-use super::vfio::{self, Device, Region};
-
-/// Outcome of a command: `Ok(true)` exit 0, `Ok(false)` exit 1, `Err` exit 2.
-pub type Outcome = Result<bool, String>;
-
-fn out(s: &str) {
-    let _ = std::io::stdout().lock().write_all(s.as_bytes());
-}
+use crate::input::load_blob;
+use crate::live::{self, Descriptor, Mismatch, Op};
+pub use crate::output::Outcome;
+use crate::output::{emit as out, print_json};
+use crate::render::{bar_json, check_text, hex, hexdump};
+use crate::vfio::{self, Device, Region};
 
 /// What a VFIO user sees of a device: its config region and the published persona.
 pub struct LiveView {
@@ -63,10 +61,21 @@ pub fn capture_bytes(bdf: &str) -> Result<Vec<u8>, String> {
 /// # Errors
 ///
 /// Exit-2 messages.
-pub fn capture(bdf: &str, output: &Path) -> Outcome {
+pub fn capture(bdf: &str, output: &Path, json: bool) -> Outcome {
     let bdf = live::normalize_bdf(bdf)?;
     let dump = capture_bytes(&bdf)?;
     std::fs::write(output, &dump).map_err(|e| format!("{}: {e}", output.display()))?;
+    if json {
+        let dev = DeviceView::parse_dump(&dump).map_err(|e| e.to_string())?;
+        let bars = dev.bars.unwrap_or_default();
+        print_json(&json!({
+            "bdf": bdf,
+            "output": output.display().to_string(),
+            "config_size": dev.config.len(),
+            "bars": bars.iter().take(ROM_INDEX).map(bar_json).collect::<Vec<_>>(),
+            "rom_size": bars.get(ROM_INDEX).map_or(0, |b| b.size),
+        }))?;
+    }
     Ok(true)
 }
 
@@ -119,7 +128,7 @@ fn persona_summary(desc: &Option<Result<Descriptor, String>>) -> Value {
                 "name": p.name(),
                 "version": format!("{}.{}", p.version().major, p.version().minor),
                 "selector": live::selector(&p),
-                "digest": live::hex(&d.digest),
+                "digest": hex(&d.digest),
                 "blob_size": d.blob.len(),
             }),
             Err(e) => json!({"error": e.to_string()}),
@@ -151,13 +160,10 @@ pub fn dump(bdf: &str, json: bool, output: Option<&Path>, blob_out: Option<&Path
             "bdf": v.bdf,
             "vfio": v.cdev,
             "config_size": v.config.len(),
-            "config": live::hex(&v.config),
+            "config": hex(&v.config),
             "persona": persona,
         });
-        out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&j).map_err(|e| e.to_string())?
-        ));
+        print_json(&j)?;
     } else if output.is_none() {
         let mut s = format!(
             "device {} ({}), config region {} bytes\n",
@@ -174,7 +180,7 @@ pub fn dump(bdf: &str, json: bool, output: Option<&Path>, blob_out: Option<&Path
                 p["digest"].as_str().unwrap_or("?")
             )),
         }
-        s.push_str(&live::hexdump(&v.config));
+        s.push_str(&hexdump(&v.config));
         out(&s);
     }
     // A descriptor region that is there but wrong is a failed check, not bad input.
@@ -233,9 +239,9 @@ pub fn check_view(
                 .unwrap_or_default();
             descriptor.push(format!(
                 "the descriptor region publishes {other} ({}), not {} ({})",
-                live::hex(&d.digest),
+                hex(&d.digest),
                 live::selector(&p),
-                live::hex(&digest)
+                hex(&digest)
             ));
         }
         Some(Ok(_)) => {}
@@ -251,7 +257,7 @@ pub fn check_view(
             privileged: true,
         };
         check_with(&p, dev, &iommu, &mut |r| {
-            phys.push(format!("device: {}", super::cli::check_text(&r)));
+            phys.push(format!("device: {}", check_text(&r)));
         });
     }
     Ok(LiveCheck {
@@ -269,7 +275,7 @@ pub fn check_view(
 ///
 /// Exit-2 messages.
 pub fn check(bdf: &str, persona: Option<&PathBuf>, json: bool) -> Outcome {
-    let blob = persona.map(|p| super::cli::load_blob(p)).transpose()?;
+    let blob = persona.map(|p| load_blob(p)).transpose()?;
     let v = read_live(bdf)?;
     // The physical device as the kernel's check sees it (sysfs, as root).
     let dump = capture_bytes(&v.bdf)?;
@@ -288,13 +294,10 @@ pub fn check(bdf: &str, persona: Option<&PathBuf>, json: bool) -> Outcome {
             "ok": ok,
             "bdf": v.bdf,
             "persona": c.persona,
-            "digest": live::hex(&c.digest),
+            "digest": hex(&c.digest),
             "reasons": reasons,
         });
-        out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&j).map_err(|e| e.to_string())?
-        ));
+        print_json(&j)?;
     } else {
         let mut s = String::new();
         for r in &reasons {
@@ -313,12 +316,14 @@ pub fn check(bdf: &str, persona: Option<&PathBuf>, json: bool) -> Outcome {
 }
 
 /// `access --live BDF OP...`: one open session running reads, writes, resets and shell
-/// commands in order. Exit 1 when a device access or a shell command failed.
+/// commands in order. Exit 1 when a device access or a shell command failed. Each step prints
+/// one line as it runs; with `json`, the lines are collected into one document at the end (a
+/// shell command's output then goes into it too, not to stdout).
 ///
 /// # Errors
 ///
 /// Exit-2 messages (bad steps, device missing).
-pub fn access(bdf: &str, steps: &[String]) -> Outcome {
+pub fn access(bdf: &str, steps: &[String], json: bool) -> Outcome {
     let ops = steps
         .iter()
         .map(|s| live::parse_op(s))
@@ -327,162 +332,173 @@ pub fn access(bdf: &str, steps: &[String]) -> Outcome {
     let d = Device::open(&bdf)?;
     let cfg: Region = d.region(vfio::CONFIG_REGION_INDEX)?;
     let mut ok = true;
-    for op in &ops {
-        match op {
-            Op::Read { offset, size } => match d.read(&cfg, u64::from(*offset), usize::from(*size))
-            {
-                Ok(b) if b.len() == usize::from(*size) => {
-                    let mut v = [0u8; 4];
-                    v[..b.len()].copy_from_slice(&b);
-                    let w = usize::from(*size) * 2;
-                    out(&format!(
-                        "r {offset:#05x} {size} 0x{:0w$x}\n",
-                        u32::from_le_bytes(v)
-                    ));
-                }
-                Ok(b) => {
-                    out(&format!(
-                        "r {offset:#05x} {size} short read ({} bytes)\n",
-                        b.len()
-                    ));
-                    ok = false;
-                }
-                Err(e) => {
-                    out(&format!("r {offset:#05x} {size} error: {e}\n"));
-                    ok = false;
-                }
-            },
-            Op::Write {
-                offset,
-                size,
-                value,
-            } => {
-                let b = value.to_le_bytes();
-                match d.write(&cfg, u64::from(*offset), &b[..usize::from(*size)]) {
-                    Ok(n) if n == usize::from(*size) => {
-                        out(&format!("w {offset:#05x} {size} {value:#x}\n"))
-                    }
-                    Ok(n) => {
-                        out(&format!("w {offset:#05x} {size} short write ({n} bytes)\n"));
-                        ok = false;
-                    }
-                    Err(e) => {
-                        out(&format!("w {offset:#05x} {size} error: {e}\n"));
-                        ok = false;
-                    }
-                }
+    let mut done = Vec::new();
+    for (op, step) in ops.iter().zip(steps) {
+        let (line, good, shell_out) = access_step(&d, &cfg, op, json)?;
+        ok &= good;
+        if json {
+            let mut j = json!({"step": step, "ok": good, "result": line});
+            if let Some(o) = shell_out {
+                j["output"] = json!(o);
             }
-            Op::Size { region } => match d.region(*region) {
-                Ok(r) => out(&format!("size {region} {:#x}\n", r.size)),
-                Err(e) => {
-                    out(&format!("size {region} error: {e}\n"));
-                    ok = false;
-                }
-            },
-            Op::RegionRead {
-                region,
-                offset,
-                size,
-            } => {
-                let r = d.region(*region)?;
-                match d.read(&r, *offset, usize::from(*size)) {
-                    Ok(b) if b.len() == usize::from(*size) => {
-                        let mut v = [0u8; 8];
-                        v[..b.len()].copy_from_slice(&b);
-                        out(&format!(
-                            "br {region} {offset:#x} {size} {:#x}\n",
-                            u64::from_le_bytes(v)
-                        ));
-                    }
-                    Ok(b) => {
-                        out(&format!(
-                            "br {region} {offset:#x} {size} short read ({} bytes)\n",
-                            b.len()
-                        ));
-                        ok = false;
-                    }
-                    Err(e) => {
-                        out(&format!("br {region} {offset:#x} {size} error: {e}\n"));
-                        ok = false;
-                    }
-                }
-            }
-            Op::RegionWrite {
-                region,
-                offset,
-                size,
-                value,
-            } => {
-                let r = d.region(*region)?;
-                let b = value.to_le_bytes();
-                match d.write(&r, *offset, &b[..usize::from(*size)]) {
-                    Ok(n) if n == usize::from(*size) => {
-                        out(&format!("bw {region} {offset:#x} {size} {value:#x}\n"))
-                    }
-                    Ok(n) => {
-                        out(&format!(
-                            "bw {region} {offset:#x} {size} short write ({n} bytes)\n"
-                        ));
-                        ok = false;
-                    }
-                    Err(e) => {
-                        out(&format!("bw {region} {offset:#x} {size} error: {e}\n"));
-                        ok = false;
-                    }
-                }
-            }
-            Op::Mmap {
-                region,
-                offset,
-                len,
-            } => {
-                let r = d.region(*region)?;
-                let len_us = usize::try_from(*len).map_err(|_| "mmap length".to_string())?;
-                match d.try_mmap(&r, *offset, len_us) {
-                    Ok(()) => out(&format!("mmap {region} {offset:#x} {len:#x} ok\n")),
-                    Err(e) => {
-                        out(&format!("mmap {region} {offset:#x} {len:#x} error: {e}\n"));
-                        ok = false;
-                    }
-                }
-            }
-            Op::Ioeventfd {
-                region,
-                offset,
-                size,
-            } => match d.try_ioeventfd(*region, *offset, u32::from(*size)) {
-                Ok(()) => out(&format!("ioeventfd {region} {offset:#x} {size} ok\n")),
-                Err(e) => {
-                    out(&format!(
-                        "ioeventfd {region} {offset:#x} {size} error: {e}\n"
-                    ));
-                    ok = false;
-                }
-            },
-            Op::Reset => match d.reset() {
-                Ok(()) => out("reset\n"),
-                Err(e) => {
-                    out(&format!("reset error: {e}\n"));
-                    ok = false;
-                }
-            },
-            Op::Shell(c) => {
-                let _ = std::io::stdout().flush();
-                match std::process::Command::new("sh").arg("-c").arg(c).status() {
-                    Ok(s) if s.success() => {}
-                    Ok(s) => {
-                        out(&format!("sh {c:?}: {s}\n"));
-                        ok = false;
-                    }
-                    Err(e) => {
-                        out(&format!("sh {c:?}: {e}\n"));
-                        ok = false;
-                    }
-                }
-            }
+            done.push(j);
+        } else if !line.is_empty() {
+            out(&format!("{line}\n"));
         }
     }
+    if json {
+        print_json(&json!({"bdf": bdf, "vfio": d.cdev, "ok": ok, "steps": done}))?;
+    }
     Ok(ok)
+}
+
+/// Runs one access step: its result line (empty for a shell command that succeeded), whether
+/// it succeeded, and with `capture` a shell command's output.
+fn access_step(
+    d: &Device,
+    cfg: &Region,
+    op: &Op,
+    capture: bool,
+) -> Result<(String, bool, Option<String>), String> {
+    let r = match op {
+        Op::Read { offset, size } => match d.read(cfg, u64::from(*offset), usize::from(*size)) {
+            Ok(b) if b.len() == usize::from(*size) => {
+                let mut v = [0u8; 4];
+                v[..b.len()].copy_from_slice(&b);
+                let w = usize::from(*size) * 2;
+                (
+                    format!("r {offset:#05x} {size} 0x{:0w$x}", u32::from_le_bytes(v)),
+                    true,
+                )
+            }
+            Ok(b) => (
+                format!("r {offset:#05x} {size} short read ({} bytes)", b.len()),
+                false,
+            ),
+            Err(e) => (format!("r {offset:#05x} {size} error: {e}"), false),
+        },
+        Op::Write {
+            offset,
+            size,
+            value,
+        } => {
+            let b = value.to_le_bytes();
+            match d.write(cfg, u64::from(*offset), &b[..usize::from(*size)]) {
+                Ok(n) if n == usize::from(*size) => {
+                    (format!("w {offset:#05x} {size} {value:#x}"), true)
+                }
+                Ok(n) => (
+                    format!("w {offset:#05x} {size} short write ({n} bytes)"),
+                    false,
+                ),
+                Err(e) => (format!("w {offset:#05x} {size} error: {e}"), false),
+            }
+        }
+        Op::Size { region } => match d.region(*region) {
+            Ok(r) => (format!("size {region} {:#x}", r.size), true),
+            Err(e) => (format!("size {region} error: {e}"), false),
+        },
+        Op::RegionRead {
+            region,
+            offset,
+            size,
+        } => {
+            let r = d.region(*region)?;
+            match d.read(&r, *offset, usize::from(*size)) {
+                Ok(b) if b.len() == usize::from(*size) => {
+                    let mut v = [0u8; 8];
+                    v[..b.len()].copy_from_slice(&b);
+                    (
+                        format!(
+                            "br {region} {offset:#x} {size} {:#x}",
+                            u64::from_le_bytes(v)
+                        ),
+                        true,
+                    )
+                }
+                Ok(b) => (
+                    format!(
+                        "br {region} {offset:#x} {size} short read ({} bytes)",
+                        b.len()
+                    ),
+                    false,
+                ),
+                Err(e) => (format!("br {region} {offset:#x} {size} error: {e}"), false),
+            }
+        }
+        Op::RegionWrite {
+            region,
+            offset,
+            size,
+            value,
+        } => {
+            let r = d.region(*region)?;
+            let b = value.to_le_bytes();
+            match d.write(&r, *offset, &b[..usize::from(*size)]) {
+                Ok(n) if n == usize::from(*size) => {
+                    (format!("bw {region} {offset:#x} {size} {value:#x}"), true)
+                }
+                Ok(n) => (
+                    format!("bw {region} {offset:#x} {size} short write ({n} bytes)"),
+                    false,
+                ),
+                Err(e) => (format!("bw {region} {offset:#x} {size} error: {e}"), false),
+            }
+        }
+        Op::Mmap {
+            region,
+            offset,
+            len,
+        } => {
+            let r = d.region(*region)?;
+            let len_us = usize::try_from(*len).map_err(|_| "mmap length".to_string())?;
+            match d.try_mmap(&r, *offset, len_us) {
+                Ok(()) => (format!("mmap {region} {offset:#x} {len:#x} ok"), true),
+                Err(e) => (
+                    format!("mmap {region} {offset:#x} {len:#x} error: {e}"),
+                    false,
+                ),
+            }
+        }
+        Op::Ioeventfd {
+            region,
+            offset,
+            size,
+        } => match d.try_ioeventfd(*region, *offset, u32::from(*size)) {
+            Ok(()) => (format!("ioeventfd {region} {offset:#x} {size} ok"), true),
+            Err(e) => (
+                format!("ioeventfd {region} {offset:#x} {size} error: {e}"),
+                false,
+            ),
+        },
+        Op::Reset => match d.reset() {
+            Ok(()) => ("reset".to_string(), true),
+            Err(e) => (format!("reset error: {e}"), false),
+        },
+        Op::Shell(c) => {
+            let _ = std::io::stdout().flush();
+            let mut cmd = std::process::Command::new("sh");
+            cmd.arg("-c").arg(c);
+            let (status, output) = if capture {
+                match cmd.output() {
+                    Ok(o) => {
+                        let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
+                        t.push_str(&String::from_utf8_lossy(&o.stderr));
+                        (Ok(o.status), Some(t))
+                    }
+                    Err(e) => (Err(e), None),
+                }
+            } else {
+                (cmd.status(), None)
+            };
+            return Ok(match status {
+                Ok(s) if s.success() => (String::new(), true, output),
+                Ok(s) => (format!("sh {c:?}: {s}"), false, output),
+                Err(e) => (format!("sh {c:?}: {e}"), false, output),
+            });
+        }
+    };
+    Ok((r.0, r.1, None))
 }
 
 fn driver_of(dev: &Path) -> Option<String> {
@@ -503,7 +519,7 @@ fn sysfs_write(path: &Path, val: &str) -> std::io::Result<()> {
 /// # Errors
 ///
 /// Exit-2 messages for a missing device or driver, a failed bind, a refused persona.
-pub fn bind(bdf: &str, persona: Option<&str>, driver: &str) -> Outcome {
+pub fn bind(bdf: &str, persona: Option<&str>, driver: &str, json: bool) -> Outcome {
     let bdf = live::normalize_bdf(bdf)?;
     if let Some(s) = persona {
         live::check_selector(s)?;
@@ -553,9 +569,16 @@ pub fn bind(bdf: &str, persona: Option<&str>, driver: &str) -> Outcome {
             ));
         }
     }
-    match std::fs::read_to_string(&attr) {
-        Ok(s) => out(&format!("{bdf} {driver} {}\n", s.trim())),
-        Err(_) => out(&format!("{bdf} {driver}\n")),
+    let now = std::fs::read_to_string(&attr)
+        .ok()
+        .map(|s| s.trim().to_string());
+    if json {
+        print_json(&json!({"bdf": bdf, "driver": driver, "persona": now}))?;
+    } else {
+        match now {
+            Some(s) => out(&format!("{bdf} {driver} {s}\n")),
+            None => out(&format!("{bdf} {driver}\n")),
+        }
     }
     Ok(true)
 }

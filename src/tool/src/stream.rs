@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::render::hex;
 use persona_core::mig::records::{self, config::ConfigRecord, edu::EduRecord, RecordError};
 use persona_core::mig::stream::{
     Disposition, Errno, Expect, Identity, Limits, Parser, Progress, Reason, RecordInfo, Sink,
@@ -144,7 +145,7 @@ pub fn inspect(path: &Path, json: bool) -> Result<bool, String> {
     } else {
         render_text(&shown.to_string(), &report, total, &outcome)
     };
-    print!("{text}");
+    crate::output::emit(&text);
     Ok(matches!(outcome, Outcome::Valid(_)))
 }
 
@@ -176,14 +177,6 @@ fn errno_name(e: Errno) -> &'static str {
         Errno::Eproto => "EPROTO",
         Errno::Efbig => "EFBIG",
     }
-}
-
-/// Hex encoding of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The persona name for display: UTF-8 shown as is, other bytes escaped.

@@ -10,15 +10,17 @@ use persona_core::overlay::{ConfigAccess, OverlayMap, OverlayState};
 use persona_core::persona::PersonaRef;
 use persona_core::sha256::Sha256;
 use vfio_persona::cli::{self, Cli, Cmd};
+use vfio_persona::input::load_blob;
 use vfio_persona::live::{self, Mismatch, Op};
 use vfio_persona::livecmd::{self, LiveView};
+use vfio_persona::render;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/personas")
 }
 
 fn blob(path: &str) -> Vec<u8> {
-    cli::load_blob(&dir().join(path)).unwrap()
+    load_blob(&dir().join(path)).unwrap()
 }
 
 fn dump(name: &str) -> Vec<u8> {
@@ -203,8 +205,8 @@ fn descriptor_round_trip_and_rejections() {
     assert_eq!(got.blob, b);
     assert_eq!(got.digest, Sha256::digest(&b));
     assert_eq!(
-        live::hex(&got.digest),
-        live::hex(&PersonaRef::parse(&b).unwrap().digest())
+        render::hex(&got.digest),
+        render::hex(&PersonaRef::parse(&b).unwrap().digest())
     );
 
     let n = d.len() as u64;
@@ -401,7 +403,7 @@ fn selectors_and_attribute() {
 
 #[test]
 fn hexdump_rows() {
-    let h = live::hexdump(&[0u8; 20]);
+    let h = render::hexdump(&[0u8; 20]);
     assert_eq!(h.lines().count(), 2);
     assert!(h.starts_with("000: 00 00"));
     assert!(h
@@ -424,13 +426,11 @@ fn live_arguments() {
         }
         c => panic!("{c:?}"),
     }
-    match parse(&["check", "--live", "01:00.0", "--persona", "x.bin", "--json"])
-        .unwrap()
-        .cmd
-    {
+    let c = parse(&["check", "--live", "01:00.0", "--persona", "x.bin", "--json"]).unwrap();
+    assert!(c.json);
+    match c.cmd {
         Cmd::Check(a) => {
             assert_eq!(a.live_persona.as_deref(), Some(Path::new("x.bin")));
-            assert!(a.json);
         }
         c => panic!("{c:?}"),
     }
@@ -441,7 +441,7 @@ fn live_arguments() {
     // Offline and live do not mix; --persona needs --live; offline needs both files.
     assert!(parse(&["check", "p.toml", "d.bin", "--live", "01:00.0"]).is_err());
     let c = parse(&["check", "--persona", "x.bin", "p.toml", "d.bin"]);
-    assert!(c.is_err() || cli::run(&c.unwrap().cmd).is_err());
+    assert!(c.is_err() || cli::run(&c.unwrap()).is_err());
     assert!(parse(&["check", "p.toml"]).is_err());
 
     assert!(matches!(

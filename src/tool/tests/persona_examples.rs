@@ -7,14 +7,14 @@ use std::process::Command;
 
 use persona_core::persona::device::BarKind;
 use persona_core::persona::{BarInfo, DeviceView, PersonaModel, PersonaRef, NBARS};
-use vfio_persona::{cli, synth, text};
+use vfio_persona::{input, synth, text};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/personas")
 }
 
 fn blob(name: &str) -> Vec<u8> {
-    cli::load_blob(&dir().join(name)).unwrap()
+    input::load_blob(&dir().join(name)).unwrap()
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn examples_compile_and_round_trip() {
             continue;
         }
         n += 1;
-        let b = cli::load_blob(&path).unwrap();
+        let b = input::load_blob(&path).unwrap();
         let p = PersonaRef::parse(&b).unwrap();
         let t = text::write(&p);
         let mut m = Box::<PersonaModel>::default();
