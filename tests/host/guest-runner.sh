@@ -35,4 +35,10 @@ tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'timed out after 12s'; echo $?
 
 out=$("$GR" --timeout 120 -- 'echo 1 >/proc/sys/kernel/sysrq; echo c >/proc/sysrq-trigger; sleep 60' 2>&1); rc=$?
 tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'kernel panicked'; echo $?) "a panicking guest fails with 'kernel panicked'" "$out"
+# No guest boots in a second under TCG: the boot watchdog must stop it, start it once more, and
+# then fail saying why (a real early-boot hang is retried once, never waited out).
+out=$(PVP_BOOT_TIMEOUT=1 "$GR" --timeout 300 -- true 2>&1); rc=$?
+tap_ok $([ "$rc" = 125 ] && [ "$(echo "$out" | grep -c 'starting it once more')" = 1 ] &&
+	echo "$out" | grep -q 'no sign of booting within 1s, twice'; echo $?) \
+	"a guest that shows no sign of booting is started once more, then fails saying so" "rc=$rc $out"
 tap_end
