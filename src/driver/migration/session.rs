@@ -264,7 +264,9 @@ impl DataFileOps for Session {
     fn poll(&self, waiter: &PollWaiter<'_>) -> u32 {
         waiter.wait_on(&self.ready);
         match &*self.inner.lock() {
-            Inner::Save(save) if save.image.is_none() && save.initial_remaining().ok() == Some(0) => {
+            Inner::Save(save)
+                if save.image.is_none() && save.initial_remaining().ok() == Some(0) =>
+            {
                 0
             }
             Inner::Save(_) => vfio::POLL_IN,

@@ -56,7 +56,11 @@ impl Run {
             .unwrap_or(u64::MAX)
             .saturating_mul(PAGE as u64);
         put(out, 0, &off.to_le_bytes());
-        put(out, 8, &u32::try_from(self.count).unwrap_or(0).to_le_bytes());
+        put(
+            out,
+            8,
+            &u32::try_from(self.count).unwrap_or(0).to_le_bytes(),
+        );
     }
 
     /// Validates the prefix of a record of `len` payload bytes for a memory of `pages` pages.
@@ -130,7 +134,9 @@ pub fn digest(data: &[u8]) -> u64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(w);
         if let Some(lane) = l.get_mut(i % 4) {
-            *lane = (*lane ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(29);
+            *lane = (*lane ^ u64::from_le_bytes(b))
+                .wrapping_mul(K)
+                .rotate_left(29);
         }
     }
     let mut tail = [0u8; 8];
@@ -208,7 +214,9 @@ impl PagesIn {
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
         if at < PREFIX {
             let end = PREFIX.min(at.saturating_add(want));
-            return Ok(Dest::Prefix(self.prefix.get_mut(at..end).unwrap_or(&mut [])));
+            return Ok(Dest::Prefix(
+                self.prefix.get_mut(at..end).unwrap_or(&mut []),
+            ));
         }
         let (first, count) = match self.run {
             Some(r) => r,
@@ -279,13 +287,49 @@ mod tests {
     #[test]
     fn runs_are_maximal_and_bounded() {
         let set = |i: usize| (2..200).contains(&i) && i != 70;
-        assert_eq!(next_run(0, 300, set), Some(Run { first: 2, count: 64 }));
-        assert_eq!(next_run(66, 300, set), Some(Run { first: 66, count: 4 }));
-        assert_eq!(next_run(70, 300, set), Some(Run { first: 71, count: 64 }));
-        assert_eq!(next_run(199, 300, set), Some(Run { first: 199, count: 1 }));
+        assert_eq!(
+            next_run(0, 300, set),
+            Some(Run {
+                first: 2,
+                count: 64
+            })
+        );
+        assert_eq!(
+            next_run(66, 300, set),
+            Some(Run {
+                first: 66,
+                count: 4
+            })
+        );
+        assert_eq!(
+            next_run(70, 300, set),
+            Some(Run {
+                first: 71,
+                count: 64
+            })
+        );
+        assert_eq!(
+            next_run(199, 300, set),
+            Some(Run {
+                first: 199,
+                count: 1
+            })
+        );
         assert_eq!(next_run(200, 300, set), None);
-        assert_eq!(next_run(0, 100, |_| true), Some(Run { first: 0, count: 64 }));
-        assert_eq!(next_run(64, 100, |_| true), Some(Run { first: 64, count: 36 }));
+        assert_eq!(
+            next_run(0, 100, |_| true),
+            Some(Run {
+                first: 0,
+                count: 64
+            })
+        );
+        assert_eq!(
+            next_run(64, 100, |_| true),
+            Some(Run {
+                first: 64,
+                count: 36
+            })
+        );
     }
 
     #[test]
