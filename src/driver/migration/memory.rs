@@ -177,8 +177,11 @@ pub(super) fn full_len(pages: usize) -> Option<usize> {
 /// A memory staged from page records.
 pub(crate) struct Staged {
     tag: u32,
-    /// The memory, as received so far.
+    /// The memory, as received so far; allocated at the first page record (a stream refused
+    /// in its header costs no allocation of the memory's size).
     pub(super) buf: KVVec<u8>,
+    /// The memory's length in bytes.
+    len: usize,
     /// Which pages were received.
     have: KVVec<bool>,
     /// The page record being received.
@@ -190,7 +193,8 @@ impl Staged {
     pub(super) fn new(tag: u32, pages: usize) -> Result<Self> {
         Ok(Staged {
             tag,
-            buf: KVVec::from_elem(0u8, pages.checked_mul(PAGE).ok_or(EOVERFLOW)?, GFP_KERNEL)?,
+            buf: KVVec::new(),
+            len: pages.checked_mul(PAGE).ok_or(EOVERFLOW)?,
             have: KVVec::from_elem(false, pages, GFP_KERNEL)?,
             cur: None,
         })
@@ -204,6 +208,10 @@ impl Staged {
     /// A page record of `len` payload bytes begins.
     pub(super) fn begin(&mut self, len: u64) -> Result<(), Reason> {
         self.cur = Some(PagesIn::begin(len).map_err(|_| Reason::InvalidRecord)?);
+        if self.buf.is_empty() {
+            self.buf =
+                KVVec::from_elem(0u8, self.len, GFP_KERNEL).map_err(|_| Reason::NoStagingSpace)?;
+        }
         Ok(())
     }
 

@@ -15,7 +15,10 @@
 //!   byte per emulated slot (the core's `mig::records::config`); a state the persona cannot
 //!   reach (a read-only bit off its reset value) is refused;
 //! - the backend's records (`Backend::RECORDS`; their formats are in the core's
-//!   `mig::records`).
+//!   `mig::records`);
+//! - for a backend with a memory BAR (`Backend::MEMORY`), its pages as page records: every page
+//!   in PRE_COPY (read when the session opens, while the device runs), before the records
+//!   above, and the pages changed since after them at STOP_COPY ([`memory`]).
 //!
 //! Devices with a backend also log their DMA writes to RAM (`vfio_log_ops`, see the core's
 //! `mig::dirty` for the log and the backend for what it logs): [`Migration::log_start`],
@@ -25,7 +28,7 @@
 //!
 //! A saving session opened in PRE_COPY offers the header only (the PRE_COPY initial bytes, so a
 //! destination with another persona refuses it at its first write, before the source stops),
-//! then `-ENOMSG`; the snapshot taken on entering STOP_COPY makes the rest readable, to EOF.
+//! and the memory's page records for a backend with one, then `-ENOMSG`; the snapshot taken on entering STOP_COPY makes the rest readable, to EOF.
 //! A resuming session feeds every write to the decoder and stages the records; nothing reaches
 //! the device before RESUMING -> STOP, and then only after the whole stream was verified and
 //! every record validated. A resuming session in which no `write()` succeeded (nothing written,

@@ -402,10 +402,10 @@ impl CoreDevice {
         let at = self.bar_span(bar, off, out.len())?;
         let dst = out.as_mut_ptr().cast::<c_void>();
         let n = out.len();
-        // SAFETY: `at` is `n` bytes inside the memory BAR's map (`bar_span`); `dst` is valid for
-        // `n` bytes of writes (a borrowed slice); `device_access` holds `memory_lock` with
-        // decoding on and the function in D0-D2.
         self.device_access(|_| {
+            // SAFETY: `at` is `n` bytes inside the memory BAR's map (`bar_span`); `dst` is valid
+            // for `n` bytes of writes (a borrowed slice); `device_access` holds `memory_lock`
+            // with decoding on and the function in D0-D2.
             unsafe { kernel::bindings::memcpy_fromio(dst, at, n) };
             0
         })
@@ -416,8 +416,8 @@ impl CoreDevice {
         let at = self.bar_span(bar, off, data.len())?;
         let src = data.as_ptr().cast::<c_void>();
         let n = data.len();
-        // SAFETY: As for `bar_read_block`, `src` valid for `n` bytes of reads.
         self.device_access(|_| {
+            // SAFETY: As for `bar_read_block`, `src` valid for `n` bytes of reads.
             unsafe { kernel::bindings::memcpy_toio(at, src, n) };
             0
         })

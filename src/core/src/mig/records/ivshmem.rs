@@ -73,7 +73,7 @@ impl IvshmemRecord {
             intr_mask: rd32(b, 12),
             intr_status: rd32(b, 16),
         };
-        if r.mem_len == 0 || r.mem_len % (PAGE as u64) != 0 {
+        if r.mem_len == 0 || r.mem_len.checked_rem(PAGE as u64) != Some(0) {
             return bad(0, "memory length");
         }
         if usize::try_from(rd32(b, 8)).ok() != Some(PAGE) {
@@ -90,6 +90,14 @@ impl IvshmemRecord {
 }
 
 #[cfg(test)]
+// Tests may panic: that is how they fail (as in the crate's integration tests).
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::identity_op
+)]
 mod tests {
     use super::*;
 

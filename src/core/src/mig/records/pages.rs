@@ -46,7 +46,7 @@ pub struct Run {
 impl Run {
     /// The payload length of a record carrying this run.
     pub const fn payload_len(&self) -> usize {
-        PREFIX + self.count * PAGE
+        PREFIX.saturating_add(self.count.saturating_mul(PAGE))
     }
 
     /// Writes the prefix of a record carrying this run.
@@ -80,7 +80,7 @@ impl Run {
         let bad = |offset, name| Err(RecordError::Field { offset, name });
         let off = rd64(prefix, 0);
         let count = usize::try_from(rd32(prefix, 8)).unwrap_or(usize::MAX);
-        if off % (PAGE as u64) != 0 {
+        if off.checked_rem(PAGE as u64) != Some(0) {
             return bad(0, "offset");
         }
         if count == 0 || count > MAX_RUN {
@@ -89,7 +89,8 @@ impl Run {
         if rd32(prefix, 12) != 0 {
             return bad(12, "reserved");
         }
-        let first = usize::try_from(off / PAGE as u64).unwrap_or(usize::MAX);
+        let first =
+            usize::try_from(off.checked_div(PAGE as u64).unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
         if first.checked_add(count).is_none_or(|end| end > pages) {
             return bad(0, "offset");
         }
@@ -109,8 +110,12 @@ impl Run {
 pub fn next_run(from: usize, pages: usize, want: impl Fn(usize) -> bool) -> Option<Run> {
     let first = (from..pages).find(|&i| want(i))?;
     let mut count = 1;
-    while count < MAX_RUN && first + count < pages && want(first + count) {
-        count += 1;
+    while count < MAX_RUN {
+        let next = first.saturating_add(count);
+        if next >= pages || !want(next) {
+            break;
+        }
+        count = next.saturating_sub(first).saturating_add(1);
     }
     Some(Run { first, count })
 }
@@ -151,7 +156,7 @@ pub fn digest(data: &[u8]) -> u64 {
         x ^= x >> 31;
         x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x ^= x >> 27;
-        h ^= x.rotate_left(u32::try_from(i * 16).unwrap_or(0));
+        h ^= x.rotate_left(u32::try_from(i.wrapping_mul(16)).unwrap_or(0));
     }
     h
 }
@@ -183,10 +188,13 @@ impl PagesIn {
     /// [`RecordError::Length`] for a length no page record has.
     pub fn begin(len: u64) -> Result<Self, RecordError> {
         let got = usize::try_from(len).unwrap_or(usize::MAX);
-        let pages = got.saturating_sub(PREFIX) / PAGE;
-        if got < PREFIX + PAGE || got > MAX_LEN || (got - PREFIX) % PAGE != 0 {
+        let data = got.saturating_sub(PREFIX);
+        let pages = data.checked_div(PAGE).unwrap_or(0);
+        if !(PREFIX.saturating_add(PAGE)..=MAX_LEN).contains(&got)
+            || data.checked_rem(PAGE) != Some(0)
+        {
             return Err(RecordError::Length {
-                want: PREFIX + pages.clamp(1, MAX_RUN) * PAGE,
+                want: PREFIX.saturating_add(pages.clamp(1, MAX_RUN).saturating_mul(PAGE)),
                 got,
             });
         }
@@ -222,22 +230,32 @@ impl PagesIn {
             Some(r) => r,
             None => {
                 let run = Run::decode(&self.prefix, self.len, pages)?;
-                for p in run.first..run.first + run.count {
+                for p in run.first..run.first.saturating_add(run.count) {
                     mark(p);
                 }
                 self.run = Some((run.first, run.count));
                 (run.first, run.count)
             }
         };
-        let base = first * PAGE;
-        let data = count * PAGE;
-        let from = at - PREFIX;
+        let base = first.saturating_mul(PAGE);
+        let data = count.saturating_mul(PAGE);
+        let from = at.saturating_sub(PREFIX);
         let end = data.min(from.saturating_add(want));
-        Ok(Dest::Memory(base + from.min(end)..base + end))
+        Ok(Dest::Memory(
+            base.saturating_add(from.min(end))..base.saturating_add(end),
+        ))
     }
 }
 
 #[cfg(test)]
+// Tests may panic: that is how they fail (as in the crate's integration tests).
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::identity_op
+)]
 mod tests {
     use super::*;
 
