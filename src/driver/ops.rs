@@ -128,8 +128,15 @@ impl vfio::Operations for PersonaDevice {
     }
 
     fn migration_data_size(dev: &Device<Self, Io>) -> Result<usize> {
-        let state = dev.data().lock_state(dev.core());
-        state.mig.as_ref().ok_or(EOPNOTSUPP)?.data_size()
+        let mut guard = dev.data().lock_state(dev.core());
+        let state = &mut *guard;
+        let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
+        let ctx = migration::Ctx {
+            core: dev.core(),
+            persona: state.persona.as_ref(),
+            regs: &mut state.regs,
+        };
+        mig.data_size(&ctx)
     }
 
     fn dirty_logging(dev: &Device<Self>) -> bool {

@@ -47,6 +47,7 @@ size_t pvp_shim_core_device_align(void)
  */
 static const struct pci_device_id pvp_shim_ids[] = {
 	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(0x1234, 0x11e8) },	/* QEMU edu (vendor 0x1234 has no pci_ids.h name) */
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1110) },	/* QEMU ivshmem */
 	{}
 };
 MODULE_DEVICE_TABLE(pci, pvp_shim_ids);

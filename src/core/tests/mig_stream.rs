@@ -887,3 +887,67 @@ proptest! {
         let _ = p.finish();
     }
 }
+
+/// A stream written in two parts (`fill_until` the first records in pieces, then `fill` the
+/// rest, as a PRE_COPY then STOP_COPY source does) is byte for byte the stream written at once,
+/// whatever the piece size and wherever the pause falls; `remaining_until` counts down the first
+/// part to 0.
+#[test]
+fn paused_stream_equals_one_shot() {
+    let recs = vec![
+        Rec {
+            tag: 0x2_0002,
+            mandatory: true,
+            payload: (0..300u32).map(|i| i as u8).collect(),
+        },
+        Rec {
+            tag: 0x2_0002,
+            mandatory: true,
+            payload: vec![7; 40],
+        },
+        Rec {
+            tag: 0x100,
+            mandatory: true,
+            payload: vec![1; 9],
+        },
+        Rec {
+            tag: 0x2_0001,
+            mandatory: true,
+            payload: vec![2; 32],
+        },
+    ];
+    let all = as_records(&recs);
+    let mut one = vec![0u8; 4096];
+    let n = Writer::new(&edu()).fill(&all[..], &mut one).unwrap();
+    one.truncate(n);
+    for stop in 0..=all.len() {
+        for piece in [1usize, 5, 16, 4096] {
+            let mut w = Writer::new(&edu());
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; piece];
+            // The source has every record: the pause, not its end, stops the first part.
+            let early = &all[..];
+            let want = w.remaining_until(early, stop).unwrap();
+            loop {
+                let k = w.fill_until(early, &mut buf, stop).unwrap();
+                if k == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..k]);
+            }
+            assert_eq!(out.len() as u64, want, "stop {stop} piece {piece}");
+            assert!(w.is_paused(), "stop {stop} piece {piece}");
+            assert_eq!(w.remaining_until(early, stop), Some(0));
+            assert_eq!(w.remaining(&all[..]), Some((one.len() - out.len()) as u64));
+            loop {
+                let k = w.fill(&all[..], &mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..k]);
+            }
+            assert!(w.is_done());
+            assert_eq!(out, one, "stop {stop} piece {piece}");
+        }
+    }
+}

@@ -43,14 +43,21 @@
 //! Nothing else changes: `migration/`, `device.rs` and `vfio/` ask the backend for the trapped
 //! BAR, the kind, the records and the limits.
 //!
+//! A device whose state is a memory BAR declares it in [`Backend::MEMORY`]: the generic code
+//! then carries the BAR as page records (`migration::memory`; PRE_COPY data while the device
+//! runs, the changed pages at STOP_COPY), beside the backend's fixed records (the ivshmem
+//! backend is the example).
+//!
 //! What the generic code does not offer yet, and a backend that needs it adds to the trait (with
-//! a default, so existing backends do not change): device data in PRE_COPY (today a PRE_COPY
-//! session carries the stream header only, and `precopy_info` reports no dirty bytes), and a
-//! state too large to snapshot into memory at STOP_COPY (today `save` fills an in-memory image
-//! of all records; a streaming source reading the device as the user reads the fd would replace
+//! a default, so existing backends do not change): PRE_COPY passes after the first (the driver
+//! sees no writes to an mmapped BAR while the device runs, so `precopy_info` reports no dirty
+//! bytes and the changes go in STOP_COPY), and a state too large to hold in kernel memory (a
+//! memory BAR is copied into a buffer of its size at PRE_COPY and staged in one on the
+//! destination; a streaming source reading the device as the user reads the fd would replace
 //! it).
 
 mod edu;
+mod ivshmem;
 
 use crate::{
     persona_core::mig::{
@@ -69,6 +76,16 @@ pub(crate) struct RecordSpec {
     pub(crate) len: usize,
     /// The destination must know the tag.
     pub(crate) mandatory: bool,
+}
+
+/// A memory BAR whose contents a backend's streams carry as page records (the core's
+/// `mig::records::pages`), besides its fixed records: sent in PRE_COPY while the device runs,
+/// and again at STOP_COPY for the pages that changed (`crate::migration` does it).
+pub(crate) struct MemorySpec {
+    /// The BAR (a memory BAR); the stream carries it at the size it is presented at.
+    pub(crate) bar: u32,
+    /// The tag of its page records.
+    pub(crate) tag: u32,
 }
 
 /// What a trapped BAR write may do in the current migration state.
@@ -96,8 +113,17 @@ pub(crate) trait Backend: Sized + Send {
     /// The BAR whose user writes are trapped ([`Backend::bar_write`]): not mmap-able, no
     /// ioeventfd. `None`: no BAR is trapped.
     const TRAPPED_BAR: Option<u32>;
-    /// Largest record and stream a destination accepts.
+    /// Largest record and stream a destination accepts (the fixed records; the generic code
+    /// adds what [`Backend::MEMORY`] needs).
     const LIMITS: Limits;
+    /// A memory BAR the stream carries as page records; `None`: none.
+    const MEMORY: Option<MemorySpec> = None;
+
+    /// The size [`Backend::MEMORY`] is presented at, given when a session opens (before
+    /// `save` or `load`).
+    fn set_memory_len(&mut self, len: u64) {
+        let _ = len;
+    }
 
     /// The backend of a function just bound, in RUNNING.
     fn new() -> Self;
@@ -188,6 +214,16 @@ macro_rules! backends {
                 match self { $(Self::$variant(_) => <$ty as Backend>::LIMITS,)+ }
             }
 
+            /// See [`Backend::MEMORY`].
+            pub(crate) fn memory(&self) -> Option<&'static MemorySpec> {
+                match self { $(Self::$variant(_) => <$ty as Backend>::MEMORY.as_ref(),)+ }
+            }
+
+            /// See [`Backend::set_memory_len`].
+            pub(crate) fn set_memory_len(&mut self, len: u64) {
+                match self { $(Self::$variant(b) => b.set_memory_len(len),)+ }
+            }
+
             /// See [`Backend::bar_write`].
             pub(crate) fn bar_write(
                 &mut self,
@@ -255,4 +291,5 @@ macro_rules! backends {
 // The selector: one arm per backend.
 backends! {
     Edu(edu::Edu),
+    Ivshmem(ivshmem::Ivshmem),
 }

@@ -7,6 +7,7 @@
 //! the device's backend ([`crate::backend::Backend::RECORDS`]), each a fixed-length payload; the
 //! backend's payloads sit back to back in one buffer, as the backend saves and loads them.
 
+use super::memory::Staged;
 use crate::{
     backend::RecordSpec,
     persona_core::mig::{
@@ -27,7 +28,12 @@ pub(crate) struct Image {
     /// Which records a resuming session received: bit 0 `TAG_CONFIG`, bit `1 + i` the
     /// backend's record `i`.
     have: u64,
+    /// A resuming session's staged memory, for a backend with `Backend::MEMORY`.
+    pub(super) memory: Option<Staged>,
 }
+
+/// `Stage::cur` while a page record of the memory is staged.
+const MEMORY_RECORD: usize = usize::MAX;
 
 impl Image {
     /// An image of zeroes for a backend with the records `specs`.
@@ -45,6 +51,7 @@ impl Image {
                 backend: KVVec::from_elem(0u8, len, GFP_KERNEL)?,
                 specs,
                 have: 0,
+                memory: None,
             },
             GFP_KERNEL,
         )?)
@@ -70,10 +77,16 @@ impl Image {
         self.backend.get_mut(span)
     }
 
+    /// The number of records the image holds (`TAG_CONFIG` and the backend's).
+    pub(super) fn count(&self) -> usize {
+        self.specs.len().saturating_add(1)
+    }
+
     /// Whether a resuming session received every record.
     pub(super) fn complete(&self) -> bool {
         let n = self.specs.len().saturating_add(1);
         (0..n).all(|i| self.have & (1u64 << i) != 0)
+            && self.memory.as_ref().is_none_or(|m| m.complete())
     }
 }
 
@@ -104,6 +117,12 @@ pub(super) struct Stage<'a> {
 
 impl Sink for Stage<'_> {
     fn begin_record(&mut self, rec: &RecordInfo) -> Result<Disposition, Reason> {
+        if let Some(m) = self.image.memory.as_mut().filter(|m| m.is_pages(rec.tag)) {
+            // Page records repeat (a later one replaces the pages of an earlier one).
+            m.begin(rec.len)?;
+            *self.cur = Some(MEMORY_RECORD);
+            return Ok(Disposition::Stage);
+        }
         let len = usize::try_from(rec.len).map_err(|_| Reason::InvalidRecord)?;
         let (index, want) = if rec.tag == config::TAG {
             (0, config::LEN)
@@ -125,6 +144,10 @@ impl Sink for Stage<'_> {
     fn stage(&mut self, offset: u64, want: usize) -> Result<&mut [u8], Reason> {
         let at = usize::try_from(offset).map_err(|_| Reason::InvalidRecord)?;
         let index = (*self.cur).ok_or(Reason::NoStagingSpace)?;
+        if index == MEMORY_RECORD {
+            let m = self.image.memory.as_mut().ok_or(Reason::NoStagingSpace)?;
+            return m.stage(offset, want);
+        }
         let buf = self
             .image
             .payload_mut(index)
@@ -135,6 +158,11 @@ impl Sink for Stage<'_> {
     }
 
     fn end_record(&mut self) -> Result<(), Reason> {
+        if *self.cur == Some(MEMORY_RECORD) {
+            if let Some(m) = self.image.memory.as_mut() {
+                m.end();
+            }
+        }
         *self.cur = None;
         Ok(())
     }

@@ -15,7 +15,10 @@
 //!   byte per emulated slot (the core's `mig::records::config`); a state the persona cannot
 //!   reach (a read-only bit off its reset value) is refused;
 //! - the backend's records (`Backend::RECORDS`; their formats are in the core's
-//!   `mig::records`).
+//!   `mig::records`);
+//! - for a backend with a memory BAR (`Backend::MEMORY`), its pages as page records: every page
+//!   in PRE_COPY (read when the session opens, while the device runs), before the records
+//!   above, and the pages changed since after them at STOP_COPY ([`memory`]).
 //!
 //! Devices with a backend also log their DMA writes to RAM (`vfio_log_ops`, see the core's
 //! `mig::dirty` for the log and the backend for what it logs): [`Migration::log_start`],
@@ -25,7 +28,7 @@
 //!
 //! A saving session opened in PRE_COPY offers the header only (the PRE_COPY initial bytes, so a
 //! destination with another persona refuses it at its first write, before the source stops),
-//! then `-ENOMSG`; the snapshot taken on entering STOP_COPY makes the rest readable, to EOF.
+//! and the memory's page records for a backend with one, then `-ENOMSG`; the snapshot taken on entering STOP_COPY makes the rest readable, to EOF.
 //! A resuming session feeds every write to the decoder and stages the records; nothing reaches
 //! the device before RESUMING -> STOP, and then only after the whole stream was verified and
 //! every record validated. A resuming session in which no `write()` succeeded (nothing written,
@@ -59,19 +62,20 @@
 
 mod image;
 mod log;
+mod memory;
 mod session;
 
 pub(crate) use session::Session;
 
 use crate::{
-    backend::{AnyBackend, Gate},
+    backend::{AnyBackend, Gate, MemorySpec},
     persona::Active,
     persona_core::{
         mig::{
             dirty::DirtyLog,
             fsm::{self, Actions, Caps, State as MigState},
             records::config,
-            stream::{self, Expect, Identity, Parser, PersonaId, Writer},
+            stream::{self, Expect, Identity, Limits, Parser, PersonaId, Writer},
         },
         overlay::OverlayState,
     },
@@ -80,6 +84,17 @@ use crate::{
 use image::Image;
 use kernel::{prelude::*, sync::Arc};
 use session::{Inner, Resume, Save};
+
+/// `limits` raised for a stream carrying a memory of `pages` pages as page records.
+fn with_memory(limits: Limits, pages: usize) -> Option<Limits> {
+    let max_record = u64::try_from(crate::persona_core::mig::records::pages::MAX_LEN).ok()?;
+    Some(Limits {
+        max_record: limits.max_record.max(max_record),
+        max_total: limits
+            .max_total
+            .checked_add(memory::stream_allowance(pages)?)?,
+    })
+}
 
 /// The migration flags the driver offers for a device with a backend.
 pub(crate) const CAPS: Caps = Caps::STOP_COPY.with(Caps::P2P).with(Caps::PRE_COPY);
@@ -265,10 +280,21 @@ impl Migration {
                 }
                 Actions::OPEN_PRECOPY | Actions::OPEN_SAVE => {
                     let writer = Writer::new(&self.identity(ctx.persona)?);
+                    let (pre, digests) = match self.memory_pages(ctx)? {
+                        // PRE_COPY data: the memory as the running device has it.
+                        Some((spec, pages)) if a == Actions::OPEN_PRECOPY => {
+                            let (p, d) = memory::precopy(ctx.core, spec, pages)?;
+                            (Some(p), Some(d))
+                        }
+                        _ => (None, None),
+                    };
                     let save = KBox::new(
                         Save {
                             writer,
                             image: None,
+                            pre,
+                            digests,
+                            post: None,
                         },
                         GFP_KERNEL,
                     )?;
@@ -280,9 +306,26 @@ impl Migration {
                     let mut image = Image::new(self.backend.records())?;
                     image.config.copy_from_slice(ctx.regs.as_bytes());
                     self.backend.save(ctx.core, &mut image.backend)?;
+                    let mem = self.memory_pages(ctx)?;
                     let s = self.save.as_ref().ok_or(EIO)?;
+                    let post = match mem {
+                        Some((spec, pages)) => {
+                            // The digests of what PRE_COPY sent, taken out of the session: its
+                            // mutex is not held across device accesses.
+                            let digests = match &mut *s.inner.lock() {
+                                Inner::Save(save) => save.digests.take(),
+                                _ => return Err(EIO),
+                            };
+                            let d = digests.as_deref();
+                            Some(memory::changed(ctx.core, spec, pages, d)?)
+                        }
+                        None => None,
+                    };
                     match &mut *s.inner.lock() {
-                        Inner::Save(save) => save.image = Some(image),
+                        Inner::Save(save) => {
+                            save.image = Some(image);
+                            save.post = post;
+                        }
                         _ => return Err(EIO),
                     }
                     // The rest of the stream is readable now.
@@ -290,10 +333,16 @@ impl Migration {
                 }
                 Actions::OPEN_RESUME => {
                     let expect = Expect::exactly(&self.identity(ctx.persona)?);
+                    let mut image = Image::new(self.backend.records())?;
+                    let mut limits = self.backend.limits();
+                    if let Some((spec, pages)) = self.memory_pages(ctx)? {
+                        image.memory = Some(memory::Staged::new(spec.tag, pages)?);
+                        limits = with_memory(limits, pages).ok_or(EOVERFLOW)?;
+                    }
                     let res = KBox::new(
                         Resume {
-                            parser: Parser::new(expect, self.backend.limits()),
-                            image: Image::new(self.backend.records())?,
+                            parser: Parser::new(expect, limits),
+                            image,
                             cur: None,
                             accepted: false,
                         },
@@ -333,9 +382,9 @@ impl Migration {
     /// across device accesses (see the module's locking notes).
     fn load(&mut self, ctx: &mut Ctx<'_>) -> Result {
         let s = self.resume.as_ref().ok_or(EIO)?;
-        let (config, saved) = {
-            let inner = s.inner.lock();
-            let Inner::Resume(res) = &*inner else {
+        let (config, saved, mem) = {
+            let mut inner = s.inner.lock();
+            let Inner::Resume(res) = &mut *inner else {
                 return Err(EIO);
             };
             if !res.accepted {
@@ -354,7 +403,9 @@ impl Migration {
             self.backend.validate(&res.image.backend)?;
             let mut saved = KVVec::with_capacity(res.image.backend.len(), GFP_KERNEL)?;
             saved.extend_from_slice(&res.image.backend, GFP_KERNEL)?;
-            (config, saved)
+            // The staged memory moves out (the session ends with this arc).
+            let mem = res.image.memory.take().map(|m| m.buf);
+            (config, saved, mem)
         };
         let map = &ctx.persona.ok_or(EINVAL)?.map;
         if !OverlayState::is_reachable(map, &config) {
@@ -363,15 +414,46 @@ impl Migration {
         if !ctx.regs.load(map, &config) {
             return Err(EINVAL);
         }
-        self.backend.load(ctx.core, &saved)
+        self.backend.load(ctx.core, &saved)?;
+        match (self.backend.memory(), mem) {
+            (Some(spec), Some(mem)) => memory::load(ctx.core, spec, &mem),
+            (None, None) => Ok(()),
+            _ => Err(EIO),
+        }
     }
 
-    /// The number of bytes a STOP_COPY stream has.
-    pub(crate) fn data_size(&self) -> Result<usize> {
+    /// The memory BAR the backend's stream carries (`Backend::MEMORY`) and its pages at the
+    /// size it is presented at (the persona's, at most the device's); tells the backend that
+    /// size. `None`: the backend carries no memory.
+    fn memory_pages(&mut self, ctx: &Ctx<'_>) -> Result<Option<(&'static MemorySpec, usize)>> {
+        let Some(spec) = self.backend.memory() else {
+            return Ok(None);
+        };
+        let i = usize::try_from(spec.bar).map_err(|_| EINVAL)?;
+        let persona = ctx.persona.ok_or(EOPNOTSUPP)?.bar_sizes();
+        let dev = ctx.core.resources().get(i).map_or(0, |r| r.0);
+        let len = persona.get(i).copied().unwrap_or(0).min(dev);
+        let pages = memory::pages_of(len)?;
+        self.backend.set_memory_len(len);
+        Ok(Some((spec, pages)))
+    }
+
+    /// The number of bytes a STOP_COPY stream has (with a memory: at most, every page once;
+    /// in PRE_COPY, the PRE_COPY data not read yet plus the fixed records: the pages that
+    /// change meanwhile are not known before STOP_COPY).
+    pub(crate) fn data_size(&mut self, ctx: &Ctx<'_>) -> Result<usize> {
         // The stream's size does not depend on the values in it.
         let image = Image::new(self.backend.records())?;
         let n = stream::encoded_len(&*image).ok_or(EOVERFLOW)?;
-        usize::try_from(n).map_err(|_| EOVERFLOW)
+        let n = usize::try_from(n).map_err(|_| EOVERFLOW)?;
+        let Some((_, pages)) = self.memory_pages(ctx)? else {
+            return Ok(n);
+        };
+        let pre = match self.save.as_ref().map(|s| s.precopy_remaining()) {
+            Some(Some(left)) => left,
+            _ => memory::full_len(pages).ok_or(EOVERFLOW)?,
+        };
+        n.checked_add(pre).ok_or(EOVERFLOW)
     }
 
     /// The stream identity of a device with the persona `active`.

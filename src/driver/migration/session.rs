@@ -5,9 +5,12 @@
 //! stages it. The session's mutex is a leaf (see the locking notes of the parent module): user
 //! copies go through a bounce buffer with it dropped.
 
-use super::image::{Image, Stage};
+use super::{
+    image::{Image, Stage},
+    memory::Pages,
+};
 use crate::{
-    persona_core::mig::stream::{Parser, Writer},
+    persona_core::mig::stream::{Parser, Record, RecordSource, Writer},
     vfio::{self, DataFileOps, PollWaiter},
 };
 use kernel::{
@@ -21,8 +24,63 @@ use kernel::{
 /// A saving session.
 pub(super) struct Save {
     pub(super) writer: Writer,
-    /// `None` until the snapshot (PRE_COPY offers the header only).
+    /// `None` until the snapshot (PRE_COPY offers the header and `pre` only).
     pub(super) image: Option<KBox<Image>>,
+    /// The memory's page records read in PRE_COPY (`Backend::MEMORY`), sent first.
+    pub(super) pre: Option<Pages>,
+    /// The digest of each page as `pre` carries it; taken by the snapshot.
+    pub(super) digests: Option<KVVec<u64>>,
+    /// The memory's page records read at the snapshot, sent after `image`'s records.
+    pub(super) post: Option<Pages>,
+}
+
+impl Save {
+    /// The records the PRE_COPY part of the stream has (`pre`'s).
+    fn early(&self) -> usize {
+        self.pre.as_ref().map_or(0, Pages::count)
+    }
+
+    /// PRE_COPY bytes not read yet: the header's rest and `pre`'s records.
+    pub(super) fn initial_remaining(&self) -> Result<usize> {
+        match &self.pre {
+            None => Ok(self.writer.header_remaining()),
+            Some(p) => self
+                .writer
+                .remaining_until(&Early(p), p.count())
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(EOVERFLOW),
+        }
+    }
+}
+
+/// The PRE_COPY records: `pre`'s.
+struct Early<'a>(&'a Pages);
+
+impl RecordSource for Early<'_> {
+    fn record(&self, index: usize) -> Option<Record<'_>> {
+        self.0.record(index)
+    }
+}
+
+/// The whole stream's records: `pre`'s, the image's, then `post`'s.
+struct Full<'a> {
+    pre: Option<&'a Pages>,
+    image: &'a Image,
+    post: Option<&'a Pages>,
+}
+
+impl RecordSource for Full<'_> {
+    fn record(&self, index: usize) -> Option<Record<'_>> {
+        let npre = self.pre.map_or(0, Pages::count);
+        if index < npre {
+            return self.pre?.record(index);
+        }
+        let i = index - npre;
+        if let Some(r) = self.image.record(i) {
+            return Some(r);
+        }
+        self.post?.record(i.checked_sub(self.image.count())?)
+    }
 }
 
 /// A resuming session.
@@ -75,6 +133,19 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A saving session in PRE_COPY with memory: the PRE_COPY bytes not read yet; `None`
+    /// otherwise.
+    pub(super) fn precopy_remaining(&self) -> Option<usize> {
+        match &*self.inner.lock() {
+            Inner::Save(save) if save.image.is_none() && save.pre.is_some() => {
+                save.initial_remaining().ok()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Bytes moved between user memory and a session per step.
 const CHUNK: usize = 256;
 
@@ -92,12 +163,30 @@ impl DataFileOps for Session {
                     // Ended meanwhile: the bytes already copied were delivered.
                     return if done > 0 { Ok(done) } else { Err(ENODEV) };
                 };
-                let Save { writer, image } = &mut **save;
-                let n = match image {
-                    None => writer.fill_header(&mut bounce[..want]),
-                    Some(image) => writer
+                let early = save.early();
+                let Save {
+                    writer,
+                    image,
+                    pre,
+                    post,
+                    ..
+                } = &mut **save;
+                let n = match (&*image, &*pre) {
+                    (None, None) => writer.fill_header(&mut bounce[..want]),
+                    (None, Some(p)) => writer
+                        .fill_until(&Early(p), &mut bounce[..want], early)
+                        .map_err(|_| EIO)?,
+                    (Some(image), None) if post.is_none() => writer
                         .fill(&**image, &mut bounce[..want])
                         .map_err(|_| EIO)?,
+                    (Some(image), _) => {
+                        let full = Full {
+                            pre: pre.as_ref(),
+                            image,
+                            post: post.as_ref(),
+                        };
+                        writer.fill(&full, &mut bounce[..want]).map_err(|_| EIO)?
+                    }
                 };
                 if n == 0 {
                     if done == 0 && len > 0 && image.is_none() {
@@ -162,7 +251,7 @@ impl DataFileOps for Session {
         let inner = self.inner.lock();
         match &*inner {
             Inner::Save(save) if save.image.is_none() => {
-                let h = u64::try_from(save.writer.header_remaining()).map_err(|_| EINVAL)?;
+                let h = u64::try_from(save.initial_remaining()?).map_err(|_| EINVAL)?;
                 Ok((h, 0))
             }
             Inner::Closed => Err(ENODEV),
@@ -176,7 +265,11 @@ impl DataFileOps for Session {
     fn poll(&self, waiter: &PollWaiter<'_>) -> u32 {
         waiter.wait_on(&self.ready);
         match &*self.inner.lock() {
-            Inner::Save(save) if save.image.is_none() && save.writer.header_remaining() == 0 => 0,
+            Inner::Save(save)
+                if save.image.is_none() && save.initial_remaining().ok() == Some(0) =>
+            {
+                0
+            }
             Inner::Save(_) => vfio::POLL_IN,
             Inner::Resume(_) => vfio::POLL_OUT,
             Inner::Closed => vfio::POLL_ERR,

@@ -417,6 +417,59 @@ impl CoreDevice<Io> {
         self.device_access(|raw| unsafe { bindings::vfio_pci_core_iowrite64(raw, false, v, at) })
     }
 
+    /// The address of `len` bytes at `off` of the memory BAR `bar` in vfio-pci-core's map of
+    /// it, for `memcpy_fromio`/`memcpy_toio`: inside the BAR, and the BAR a memory BAR (an I/O
+    /// BAR's map is a port cookie, which these must not be given).
+    fn bar_span(&self, bar: u32, off: u64, len: usize) -> Result<*mut c_void> {
+        /// `IORESOURCE_MEM`.
+        const IORESOURCE_MEM: u64 = 0x200;
+        let (bar_len, flags) = self
+            .resources()
+            .get(usize::try_from(bar).map_err(|_| EINVAL)?)
+            .copied()
+            .ok_or(EINVAL)?;
+        let end = off
+            .checked_add(u64::try_from(len).map_err(|_| EINVAL)?)
+            .ok_or(EINVAL)?;
+        if flags & IORESOURCE_MEM == 0 || end > bar_len {
+            return Err(EINVAL);
+        }
+        // SAFETY: As in `bar_reg`: the device is open, the core maps the BAR on first use.
+        let io = from_err_ptr(unsafe { bindings::pvp_shim_bar_iomap(self.as_raw(), bar) })?;
+        Ok(io
+            .cast::<u8>()
+            .wrapping_add(usize::try_from(off).map_err(|_| EINVAL)?)
+            .cast::<c_void>())
+    }
+
+    /// Copies `out.len()` bytes at `off` of the memory BAR `bar` into `out` (`memcpy_fromio`),
+    /// as `bar_read32` makes its access: one `memory_lock` hold with decoding on, `EIO` in
+    /// D3hot. Callers keep `out` small (a few hundred KiB): other BAR users wait meanwhile.
+    pub(crate) fn bar_read_block(&self, bar: u32, off: u64, out: &mut [u8]) -> Result {
+        let at = self.bar_span(bar, off, out.len())?;
+        let dst = out.as_mut_ptr().cast::<c_void>();
+        let n = out.len();
+        self.device_access(|_| {
+            // SAFETY: `at` is `n` bytes inside the memory BAR's map (`bar_span`); `dst` is valid
+            // for `n` bytes of writes (a borrowed slice); `device_access` holds `memory_lock`
+            // with decoding on and the function in D0-D2.
+            unsafe { kernel::bindings::memcpy_fromio(dst, at, n) };
+            0
+        })
+    }
+
+    /// Copies `data` to `off` of the memory BAR `bar` (`memcpy_toio`), as `bar_read_block`.
+    pub(crate) fn bar_write_block(&self, bar: u32, off: u64, data: &[u8]) -> Result {
+        let at = self.bar_span(bar, off, data.len())?;
+        let src = data.as_ptr().cast::<c_void>();
+        let n = data.len();
+        self.device_access(|_| {
+            // SAFETY: As for `bar_read_block`, `src` valid for `n` bytes of reads.
+            unsafe { kernel::bindings::memcpy_toio(at, src, n) };
+            0
+        })
+    }
+
     /// A user's write of `len` (1, 2, 4 or 8) bytes of `val` at `off` of the memory BAR `bar`,
     /// made as vfio-pci-core makes it (`vfio_pci_core_iowrite*()`: only while memory decoding is
     /// on, under the core's memory lock; 8 bytes as the core's `iowrite64`) but from a value the

@@ -12,7 +12,9 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::render::hex;
-use persona_core::mig::records::{self, config::ConfigRecord, edu::EduRecord, RecordError};
+use persona_core::mig::records::{
+    self, config::ConfigRecord, edu::EduRecord, ivshmem::IvshmemRecord, RecordError,
+};
 use persona_core::mig::stream::{
     Disposition, Errno, Expect, Identity, Limits, Parser, Progress, Reason, RecordInfo, Sink,
     StreamError, FORMAT_VERSION,
@@ -36,6 +38,7 @@ fn known_len(tag: u32) -> Option<usize> {
     match tag {
         records::config::TAG => Some(records::config::LEN),
         records::edu::TAG => Some(records::edu::LEN),
+        records::ivshmem::TAG => Some(records::ivshmem::LEN),
         _ => None,
     }
 }
@@ -46,6 +49,8 @@ enum Decoded<'a> {
     Config(ConfigRecord<'a>),
     /// `TAG_EDU`.
     Edu(EduRecord),
+    /// `TAG_IVSHMEM`.
+    Ivshmem(IvshmemRecord),
 }
 
 /// Decodes `payload` of a record with tag `tag`; `None` for a tag the core does not define.
@@ -53,6 +58,7 @@ fn decode(tag: u32, payload: &[u8]) -> Option<Result<Decoded<'_>, RecordError>> 
     match tag {
         records::config::TAG => Some(ConfigRecord::decode(payload).map(Decoded::Config)),
         records::edu::TAG => Some(EduRecord::decode(payload).map(Decoded::Edu)),
+        records::ivshmem::TAG => Some(IvshmemRecord::decode(payload).map(Decoded::Ivshmem)),
         _ => None,
     }
 }
@@ -246,6 +252,9 @@ fn record_name(tag: u32) -> Option<&'static str> {
     match tag {
         records::config::TAG => Some("config registers"),
         records::edu::TAG => Some("edu state"),
+        records::ivshmem::TAG => Some("ivshmem registers"),
+        // Listed by name and length (a run of memory pages); not decoded.
+        records::ivshmem::TAG_PAGES => Some("ivshmem pages"),
         _ => None,
     }
 }
@@ -291,6 +300,13 @@ fn render_record_text(s: &mut String, r: &RecordInfo, payload: Option<&[u8]>) {
                 e.dma_cmd, e.dma_src, e.dma_dst, e.dma_cnt, e.held_cmd
             );
         }
+        Some(Ok(Decoded::Ivshmem(i))) => {
+            let _ = writeln!(
+                s,
+                "      memory {} bytes  interrupt mask {:#x}  interrupt status {:#x}",
+                i.mem_len, i.intr_mask, i.intr_status
+            );
+        }
     }
 }
 
@@ -327,6 +343,13 @@ fn record_json(r: &RecordInfo, payload: Option<&[u8]>) -> serde_json::Value {
                 "dma_dest": e.dma_dst,
                 "dma_count": e.dma_cnt,
                 "held_command": e.held_cmd,
+            }
+        }),
+        Some(Ok(Decoded::Ivshmem(i))) => serde_json::json!({
+            "ivshmem": {
+                "memory_len": i.mem_len,
+                "intr_mask": i.intr_mask,
+                "intr_status": i.intr_status,
             }
         }),
     }
@@ -520,6 +543,58 @@ mod tests {
         assert_eq!(v["records"][1]["decoded"]["edu"]["liveness"], 0x1234);
         assert_eq!(v["records"][1]["name"], "edu state");
         assert!(v["records"][2]["decoded"]["invalid"].is_string());
+    }
+
+    #[test]
+    fn ivshmem_records_are_decoded_and_pages_named() {
+        let id = Identity {
+            kind: DeviceKind::IVSHMEM,
+            persona: PersonaId::new(b"shm", 1, [0x11; 32]).expect("name"),
+        };
+        let mut regs = [0u8; records::ivshmem::LEN];
+        IvshmemRecord {
+            mem_len: 16 << 20,
+            intr_mask: 0xf0,
+            intr_status: 1,
+        }
+        .encode(&mut regs);
+        let run = records::pages::Run { first: 2, count: 1 };
+        let mut page = vec![0u8; run.payload_len()];
+        let mut prefix = [0u8; records::pages::PREFIX];
+        run.encode(&mut prefix);
+        page[..prefix.len()].copy_from_slice(&prefix);
+        let recs = [
+            Record {
+                tag: records::ivshmem::TAG_PAGES,
+                mandatory: true,
+                payload: &page,
+            },
+            Record {
+                tag: records::ivshmem::TAG,
+                mandatory: true,
+                payload: &regs,
+            },
+        ];
+        let mut w = Writer::new(&id);
+        let mut out = vec![0u8; 8192];
+        let n = w.fill(&recs[..], &mut out).expect("encode");
+        out.truncate(n);
+        let mut report = Report::default();
+        let mut p = Parser::new(Expect::ANY, Limits::UNLIMITED);
+        assert_eq!(p.feed(&out, &mut report), Ok(Progress::Done));
+        let text = render_text("f", &report, 7, &Outcome::Valid(1));
+        assert!(text.contains("ivshmem pages"), "{text}");
+        assert!(
+            text.contains("memory 16777216 bytes  interrupt mask 0xf0  interrupt status 0x1"),
+            "{text}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render_json(&report, 7, &Outcome::Valid(1))).expect("JSON");
+        assert_eq!(
+            v["records"][1]["decoded"]["ivshmem"]["memory_len"],
+            16 << 20
+        );
+        assert_eq!(v["records"][0]["name"], "ivshmem pages");
     }
 
     #[test]

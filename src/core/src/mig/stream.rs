@@ -11,7 +11,7 @@
 //!     0     8  magic                 "PVFIOMIG"
 //!     8     2  format version        1
 //!    10     2  header length         120
-//!    12     2  device kind           1 = QEMU edu (see DeviceKind)
+//!    12     2  device kind           1 = QEMU edu, 2 = ivshmem-plain (see DeviceKind)
 //!    14     2  header flags          0 (no flag is defined in version 1)
 //!    16     4  persona version
 //!    20     1  persona name length   1..=64
@@ -108,11 +108,14 @@ pub struct DeviceKind(pub u16);
 impl DeviceKind {
     /// QEMU's `edu` educational PCI device, the reference backend.
     pub const EDU: Self = Self(1);
+    /// QEMU's `ivshmem-plain` shared-memory device.
+    pub const IVSHMEM: Self = Self(2);
 
     /// Returns the kind's name, if it is one this code knows.
     pub const fn name(self) -> Option<&'static str> {
         match self {
             Self::EDU => Some("edu"),
+            Self::IVSHMEM => Some("ivshmem"),
             _ => None,
         }
     }
@@ -1105,6 +1108,8 @@ enum WState {
     },
     /// Emitting record `index`'s payload, `at` of `len` bytes out.
     Payload { index: usize, len: usize, at: usize },
+    /// Between records, waiting for record `next` ([`Writer::fill_until`] stopped here).
+    Paused { next: usize },
     /// Emitting the end record from `buf`.
     End {
         buf: [u8; END_RECORD_LEN],
@@ -1232,6 +1237,58 @@ impl Writer {
         src: &S,
         out: &mut [u8],
     ) -> Result<usize, WriteError> {
+        self.fill_to(src, out, None)
+    }
+
+    /// As [`Writer::fill`], but stops before record `stop` of `src` (at a record boundary,
+    /// without the end record): the part of a stream that is ready before the rest (records a
+    /// source sends while the device still runs). A later [`Writer::fill`] or `fill_until` with
+    /// a source whose records up to the pause are the same continues there.
+    ///
+    /// ```
+    /// use persona_core::mig::stream::*;
+    ///
+    /// let id = Identity {
+    ///     kind: DeviceKind::EDU,
+    ///     persona: PersonaId::new(b"p", 1, [0; 32]).unwrap(),
+    /// };
+    /// let early = [Record { tag: 9, mandatory: false, payload: &[7; 10] }];
+    /// let all = [early[0], Record { tag: 7, mandatory: true, payload: &[1, 2] }];
+    /// let mut w = Writer::new(&id);
+    /// let mut buf = [0u8; 512];
+    /// assert_eq!(w.remaining_until(&early, 1), Some(120 + 16 + 10));
+    /// assert_eq!(w.fill_until(&early, &mut buf, 1).unwrap(), 120 + 16 + 10);
+    /// assert!(w.is_paused());
+    /// assert_eq!(w.fill_until(&early, &mut buf, 1).unwrap(), 0);
+    /// assert_eq!(w.remaining(&all), Some(16 + 2 + 24));
+    /// assert_eq!(w.fill(&all, &mut buf).unwrap(), 16 + 2 + 24);
+    /// assert!(w.is_done());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::fill`].
+    pub fn fill_until<S: RecordSource + ?Sized>(
+        &mut self,
+        src: &S,
+        out: &mut [u8],
+        stop: usize,
+    ) -> Result<usize, WriteError> {
+        self.fill_to(src, out, Some(stop))
+    }
+
+    /// Returns `true` while the encoder waits at a record boundary ([`Writer::fill_until`]).
+    pub const fn is_paused(&self) -> bool {
+        matches!(self.state, WState::Paused { .. })
+    }
+
+    /// The body of [`Writer::fill`] and [`Writer::fill_until`].
+    fn fill_to<S: RecordSource + ?Sized>(
+        &mut self,
+        src: &S,
+        out: &mut [u8],
+        stop: Option<usize>,
+    ) -> Result<usize, WriteError> {
         let total = out.len();
         let mut out = out;
         while !out.is_empty() {
@@ -1239,7 +1296,7 @@ impl Writer {
                 WState::Header => {
                     let n = self.emit_header(out);
                     if self.header_remaining() <= n {
-                        self.start_record(src, 0)?;
+                        self.start_record(src, 0, stop)?;
                     }
                     n
                 }
@@ -1252,7 +1309,7 @@ impl Writer {
                         let len = record_len(src, index).map_err(|e| self.fail(e))?;
                         WState::Payload { index, len, at: 0 }
                     };
-                    self.after_payload(src)?;
+                    self.after_payload(src, stop)?;
                     n
                 }
                 WState::Payload { index, len, at } => {
@@ -1267,7 +1324,7 @@ impl Writer {
                         len,
                         at: at.saturating_add(n),
                     };
-                    self.after_payload(src)?;
+                    self.after_payload(src, stop)?;
                     n
                 }
                 WState::End { buf, at } => {
@@ -1279,6 +1336,13 @@ impl Writer {
                         WState::Done
                     };
                     n
+                }
+                WState::Paused { next } => {
+                    if stop == Some(next) {
+                        break;
+                    }
+                    self.start_record(src, next, stop)?;
+                    0
                 }
                 WState::Done => break,
                 WState::Failed(e) => return Err(e),
@@ -1292,7 +1356,22 @@ impl Writer {
     /// Returns how many bytes remain to be emitted if the records are those of `src`, or `None` if
     /// the count overflows (the `stop_copy_length` and PRE_COPY sizes the glue reports).
     pub fn remaining<S: RecordSource + ?Sized>(&self, src: &S) -> Option<u64> {
-        let end = len64(&[0; END_RECORD_LEN]);
+        self.remaining_to(src, None)
+    }
+
+    /// Returns how many bytes remain to be emitted before record `stop` of `src` (what
+    /// [`Writer::fill_until`] still gives), or `None` if the count overflows.
+    pub fn remaining_until<S: RecordSource + ?Sized>(&self, src: &S, stop: usize) -> Option<u64> {
+        self.remaining_to(src, Some(stop))
+    }
+
+    /// The body of [`Writer::remaining`] and [`Writer::remaining_until`].
+    fn remaining_to<S: RecordSource + ?Sized>(&self, src: &S, stop: Option<usize>) -> Option<u64> {
+        let end = if stop.is_some() {
+            0
+        } else {
+            len64(&[0; END_RECORD_LEN])
+        };
         let rh = len64(&[0; RECORD_HEADER_LEN]);
         let (now, next) = match self.state {
             WState::Header => {
@@ -1308,12 +1387,18 @@ impl Writer {
                 u64::try_from(len.saturating_sub(at)).ok()?,
                 index.checked_add(1)?,
             ),
-            WState::End { at, .. } => return u64::try_from(END_RECORD_LEN.saturating_sub(at)).ok(),
+            WState::Paused { next } => (0, next),
+            WState::End { at, .. } => {
+                if stop.is_some() {
+                    return Some(0);
+                }
+                return u64::try_from(END_RECORD_LEN.saturating_sub(at)).ok();
+            }
             WState::Done | WState::Failed(_) => return Some(0),
         };
         let mut total = now.checked_add(end)?;
         let mut i = next;
-        while let Some(r) = src.record(i) {
+        while let Some(r) = src.record(i).filter(|_| stop.is_none_or(|s| i < s)) {
             let len = u64::try_from(r.payload.len()).ok()?;
             total = total.checked_add(rh)?.checked_add(len)?;
             i = i.checked_add(1)?;
@@ -1326,7 +1411,12 @@ impl Writer {
         &mut self,
         src: &S,
         index: usize,
+        stop: Option<usize>,
     ) -> Result<(), WriteError> {
+        if stop == Some(index) {
+            self.state = WState::Paused { next: index };
+            return Ok(());
+        }
         let mut buf = [0; RECORD_HEADER_LEN];
         let Some(rec) = src.record(index) else {
             let mut end = [0; END_RECORD_LEN];
@@ -1354,13 +1444,17 @@ impl Writer {
     }
 
     /// Moves on to the next record once the current payload is complete.
-    fn after_payload<S: RecordSource + ?Sized>(&mut self, src: &S) -> Result<(), WriteError> {
+    fn after_payload<S: RecordSource + ?Sized>(
+        &mut self,
+        src: &S,
+        stop: Option<usize>,
+    ) -> Result<(), WriteError> {
         if let WState::Payload { index, len, at } = self.state {
             if at >= len {
                 let next = index
                     .checked_add(1)
                     .ok_or_else(|| self.fail(WriteError::SourceChanged { index }))?;
-                self.start_record(src, next)?;
+                self.start_record(src, next, stop)?;
             }
         }
         Ok(())

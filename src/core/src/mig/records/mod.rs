@@ -5,7 +5,11 @@
 //! applies them) and the tool (which decodes them for `inspect-stream`) share one definition:
 //!
 //! - [`config`]: `TAG_CONFIG`, the persona's emulated config registers (every device);
-//! - [`edu`]: `TAG_EDU`, the state of QEMU's `edu` (its migration backend).
+//! - [`edu`]: `TAG_EDU`, the state of QEMU's `edu` (its migration backend);
+//! - [`ivshmem`]: `TAG_IVSHMEM` and `TAG_IVSHMEM_PAGES`, the registers and the shared memory of
+//!   QEMU's `ivshmem-plain`;
+//! - [`pages`]: the layout of a run of memory pages (repeatable records), for backends whose
+//!   state is a memory BAR, and the per-page digest their sources keep.
 //!
 //! Tags are assigned here and nowhere else: `0x0000_01xx` for records every device carries,
 //! `0x0001_xxxx` for the first backend, `0x0002_xxxx` for the next, and so on. A record module
@@ -17,6 +21,8 @@
 
 pub mod config;
 pub mod edu;
+pub mod ivshmem;
+pub mod pages;
 
 use core::fmt;
 
