@@ -61,6 +61,8 @@
 
 static int failures;
 
+static int parent_of(const char *bdf, char *out, size_t len);
+
 /* say(): a line of output, fail(): a line starting "FAIL: " that makes the exit status 1. */
 static int say(const char *fmt, ...)
 {
@@ -421,8 +423,8 @@ static void roundtrip(struct dev *x, const char *what)
 	if (st != VFIO_DEVICE_STATE_RUNNING)
 		FAIL("%s: state %s after the round trip", what, sname(st));
 	if (rd32(x->d.devfd, EDU_LIVE) != ~v)
-		FAIL("%s: liveness reads %#x after the round trip, want %#x", what,
-		     rd32(x->d.devfd, EDU_LIVE), ~v);
+		FAIL("%s: liveness reads %#x after the round trip, want %#x (ident %#x)", what,
+		     rd32(x->d.devfd, EDU_LIVE), ~v, rd32(x->d.devfd, 0));
 }
 
 static int cmd_check(const char *bdf, bool resets)
@@ -450,6 +452,57 @@ static int cmd_check(const char *bdf, bool resets)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Memory decoding as the function has it (its config space through sysfs, which reads the
+ * device), for a user that never turned it off. (A user cannot see the difference through
+ * VFIO: vfio-pci-core shows the physical COMMAND.MEM, while it lets BAR accesses through on
+ * its own copy.) A driver access racing a reset that put back a stale COMMAND leaves decoding
+ * off, and every BAR access then goes nowhere (reads 0 on QEMU). Once off it stays off (a later
+ * reset saves and restores it so), so one look after a race sees any such slip during it.
+ */
+static void decoding_check(struct dev *x, const char *what)
+{
+	char path[PATH_MAX];
+	uint16_t phys = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/config", x->bdf);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &phys, 2, PCI_COMMAND) != 2)
+		FAIL("%s: COMMAND read through sysfs: %m", what);
+	else if (!(phys & PCI_COMMAND_MEMORY))
+		FAIL("%s: the function's memory decoding is off (COMMAND %#06x), which the user never "
+		     "turned off", what, phys);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The function's and its upstream port's config header, as the hardware has them (diagnostic). */
+static void dump_config(const char *bdf, const char *what)
+{
+	char path[PATH_MAX], port[64], line[256];
+	const char *who[2] = { bdf, port };
+	uint32_t d[16];
+	int fd, i, k, n;
+
+	if (parent_of(bdf, port, sizeof(port)))
+		port[0] = 0;
+	for (k = 0; k < 2 && who[k][0]; k++) {
+		snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/config", who[k]);
+		fd = open(path, O_RDONLY);
+		memset(d, 0xff, sizeof(d));
+		if (fd >= 0) {
+			if (pread(fd, d, sizeof(d), 0) != sizeof(d))
+				memset(d, 0xff, sizeof(d));
+			close(fd);
+		}
+		n = 0;
+		for (i = 0; i < 16; i++)
+			n += snprintf(line + n, sizeof(line) - n, " %08x", d[i]);
+		SAY("%s: %s config:%s", what, who[k], line);
+	}
+}
 
 /* The arcs of the migration state table (STOP_COPY | P2P | PRE_COPY): every single step. */
 static const uint8_t arcs[][2] = {
@@ -602,9 +655,13 @@ static int cmd_race(const char *bdf, const char *kind, int seconds)
 		FAIL("%ld of the %s resets failed", r.reset_err, kind);
 	if (!r.resets)
 		FAIL("no %s reset ran", kind);
+	decoding_check(&x, "after the race");
 	if (pvp_device_reset(x.d.devfd))
 		FAIL("VFIO_DEVICE_RESET after the race: %m");
+	n = failures;
 	roundtrip(&x, "after the race");
+	if (failures != n)
+		dump_config(bdf, "after the race");
 	dev_close(&x);
 	return failures ? 1 : 0;
 }
