@@ -380,6 +380,19 @@ impl vfio::Driver for PersonaDevice {
                 return Err(e);
             }
         }
+        if let Some(mig) = &mut state.mig {
+            // The backend's device as every new user finds it (edu keeps its registers and its
+            // running work across resets and users).
+            if let Err(e) = mig.backend.open(dev.core()) {
+                dev_err!(
+                    dev.core().as_dev(),
+                    "open refused: the device cannot be put in its initial state ({:?})\n",
+                    e
+                );
+                dev.core().disable();
+                return Err(e);
+            }
+        }
         dev.core().finish_enable();
         state.open = true;
         state.reset();

@@ -15,6 +15,8 @@
  *                          trip on the edu brings a new liveness value back; with "resets" also
  *                          a bus hot reset (VFIO_DEVICE_PCI_HOT_RESET) and VFIO_DEVICE_RESET work
  *                          and the round trip works again.
+ *   busy BDF               A user that closes BDF with work running: a factorial of 0xffffffff
+ *                          (seconds of edu's time) and a DMA started.
  *   race BDF KIND SECONDS  KIND flr (sysfs reset), reset (VFIO_DEVICE_RESET) or hotreset
  *                          (VFIO_DEVICE_PCI_HOT_RESET) in a loop on one thread while another
  *                          takes every arc of the migration state table in turn; no arc may fail
@@ -425,6 +427,32 @@ static void roundtrip(struct dev *x, const char *what)
 	if (rd32(x->d.devfd, EDU_LIVE) != ~v)
 		FAIL("%s: liveness reads %#x after the round trip, want %#x (ident %#x)", what,
 		     rd32(x->d.devfd, EDU_LIVE), ~v, rd32(x->d.devfd, 0));
+}
+
+/*
+ * A user that leaves work running: a factorial of 0xffffffff (4 billion multiplications in edu's
+ * thread, seconds) and a DMA start (edu's 100 ms timer), then closes the device at once.
+ */
+static int cmd_busy(const char *bdf)
+{
+	struct dev x;
+	int err = dev_open(&x, bdf);
+	uint32_t st;
+
+	if (err)
+		return SAY("open %s: %s", bdf, strerror(-err)), 2;
+	err = wr32(x.d.devfd, EDU_STATUS, 0x80);
+	err = err ?: wr32(x.d.devfd, EDU_FACT, 0xffffffff);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_SRC, EDU_BUF);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_DST, MAP_IOVA);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_CNT, 64);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM | 0x4);
+	if (err)
+		return SAY("writing BAR0: %s", strerror(-err)), 2;
+	st = rd32(x.d.devfd, EDU_STATUS);
+	dev_close(&x);
+	SAY("%s: closed with a factorial of 0xffffffff and a DMA started (status %#x)", bdf, st);
+	return 0;
 }
 
 static int cmd_check(const char *bdf, bool resets)
@@ -993,7 +1021,7 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | check BDF [resets] | race BDF flr|reset|hotreset SECONDS |\n"
+	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | busy BDF | check BDF [resets] | race BDF flr|reset|hotreset SECONDS |\n"
 			"                 memoff BDF | lowpower BDF | aer BDF STOP_COPY|RESUMING [fatal]\n");
 	exit(2);
 }
@@ -1005,6 +1033,8 @@ int main(int argc, char **argv)
 		usage();
 	if (!strcmp(argv[1], "hold"))
 		return argc < 4 ? 2 : cmd_hold(argv[2], argv[3], argc > 4 && !strcmp(argv[4], "req"));
+	if (!strcmp(argv[1], "busy"))
+		return cmd_busy(argv[2]);
 	if (!strcmp(argv[1], "check"))
 		return cmd_check(argv[2], argc > 3 && !strcmp(argv[3], "resets"));
 	if (!strcmp(argv[1], "race") && argc == 5)
