@@ -81,21 +81,23 @@ done <<'EOF'
 2 3000 review C3 (found again by the fuzzer in its first run): a migration state request from ERROR WARNs in vfio_mig_get_next_state
 EOF
 
-# A finding about what the fuzzer leaves behind (seed 109817343279632, 2026-12-02, three devices
-# and 200 000 calls): the next user's resume of an edu timed out (ETIMEDOUT). Its random writes
-# give edu factorial inputs up to 0xffffffff, which edu computes for seconds: a STOP timed out
-# waiting for one still running, and a restore replayed the input and timed out too. The backend
-# now gives edu an input with the same result that it computes at once, and the open path waits
-# for leftover work and resets edu's registers. The direct case, which fails without the fix, is
-# the faults suite's "left running"; this replays the seed on $e0 alone (one device replays
-# exactly), which did not leave it busy even before the fix (2 000 to 50 000 calls), then a new
-# user must find it usable.
+# A finding about what the fuzzer leaves behind (seed 109817343279632, 2026-12-02): after a
+# run on the three devices the next user's resume of an edu timed out (ETIMEDOUT). The fuzzer's
+# random writes give edu factorial inputs up to 0xffffffff, which edu computes for seconds: a STOP
+# timed out waiting for one still running, and a restore replayed the input and timed out too.
+# The backend now gives edu an input with the same result that it computes at once, and the open
+# path waits for leftover work and resets edu's registers. Replayed as it was found (the three
+# devices, 200 000 calls; on one device alone, 2 000 to 50 000 calls, it did not leave the edu
+# busy), then a new user must find each edu usable. The direct case is the faults suite's "left
+# running".
 seed=109817343279632
-o=$(timeout -s KILL 300 "$FZ" -s "$seed" -n 20000 -t 240 "$e0" 2>&1)
-tap_ok $? "regression (seed $seed, 20000 calls on $e0): the fuzzer's invariants hold" \
+o=$(timeout -s KILL 900 "$FZ" -s "$seed" -n 200000 -t 600 $devs 2>&1)
+tap_ok $? "regression (seed $seed, 200000 calls on $(echo $devs)): the fuzzer's invariants hold" \
 	"$(printf '%s\n' "$o" | grep -E 'INVARIANT|STUCK|seed|calls:' | head -n 8)"
-o=$("$F" check "$e0" resets 2>&1)
-tap_ok $? "regression (seed $seed): after it a new user opens $e0, migrates it, resets it (edu not left busy)" "$o"
+for b in $e0 $e1; do
+	o=$("$F" check "$b" resets 2>&1)
+	tap_ok $? "regression (seed $seed): after it a new user opens $b, migrates it, resets it (edu not left busy)" "$o"
+done
 log_check "regression (seed $seed): edu left busy"
 
 # --- 2. The run ---
