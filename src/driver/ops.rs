@@ -34,7 +34,7 @@ impl vfio::Operations for PersonaDevice {
         let mut state = dev.data().lock_state(dev.core());
         // vfio_pci_core_enable() resets the function when it can; its reset_done finds `state`
         // held by us and defers to the guard's drop.
-        dev.core().enable()?;
+        let io = dev.core().enable()?;
         // Firmware can change under a bound device: the persona must still fit it.
         if let Err(e) = state.recheck(dev.core(), "refused at open") {
             dev.core().disable();
@@ -54,6 +54,19 @@ impl vfio::Operations for PersonaDevice {
                 active.desc_len(),
                 vfio::REGION_INFO_FLAG_READ,
             ) {
+                dev.core().disable();
+                return Err(e);
+            }
+        }
+        if let Some(mig) = &mut state.mig {
+            // The backend's device as every new user finds it (edu keeps its registers and its
+            // running work across resets and users).
+            if let Err(e) = mig.backend.open(io) {
+                dev_err!(
+                    dev.core().as_dev(),
+                    "open refused: the device cannot be put in its initial state ({:?})\n",
+                    e
+                );
                 dev.core().disable();
                 return Err(e);
             }

@@ -15,6 +15,8 @@
  *                          trip on the edu brings a new liveness value back; with "resets" also
  *                          a bus hot reset (VFIO_DEVICE_PCI_HOT_RESET) and VFIO_DEVICE_RESET work
  *                          and the round trip works again.
+ *   busy BDF               A user that closes BDF with work running: a factorial of 0xffffffff
+ *                          (seconds of edu's time) and a DMA started.
  *   race BDF KIND SECONDS  KIND flr (sysfs reset), reset (VFIO_DEVICE_RESET) or hotreset
  *                          (VFIO_DEVICE_PCI_HOT_RESET) in a loop on one thread while another
  *                          takes every arc of the migration state table in turn; no arc may fail
@@ -60,6 +62,8 @@
 #define MAP_LEN (1 << 20)
 
 static int failures;
+
+static int parent_of(const char *bdf, char *out, size_t len);
 
 /* say(): a line of output, fail(): a line starting "FAIL: " that makes the exit status 1. */
 static int say(const char *fmt, ...)
@@ -421,8 +425,34 @@ static void roundtrip(struct dev *x, const char *what)
 	if (st != VFIO_DEVICE_STATE_RUNNING)
 		FAIL("%s: state %s after the round trip", what, sname(st));
 	if (rd32(x->d.devfd, EDU_LIVE) != ~v)
-		FAIL("%s: liveness reads %#x after the round trip, want %#x", what,
-		     rd32(x->d.devfd, EDU_LIVE), ~v);
+		FAIL("%s: liveness reads %#x after the round trip, want %#x (ident %#x)", what,
+		     rd32(x->d.devfd, EDU_LIVE), ~v, rd32(x->d.devfd, 0));
+}
+
+/*
+ * A user that leaves work running: a factorial of 0xffffffff (4 billion multiplications in edu's
+ * thread, seconds) and a DMA start (edu's 100 ms timer), then closes the device at once.
+ */
+static int cmd_busy(const char *bdf)
+{
+	struct dev x;
+	int err = dev_open(&x, bdf);
+	uint32_t st;
+
+	if (err)
+		return SAY("open %s: %s", bdf, strerror(-err)), 2;
+	err = wr32(x.d.devfd, EDU_STATUS, 0x80);
+	err = err ?: wr32(x.d.devfd, EDU_FACT, 0xffffffff);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_SRC, EDU_BUF);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_DST, MAP_IOVA);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_CNT, 64);
+	err = err ?: wr32(x.d.devfd, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM | 0x4);
+	if (err)
+		return SAY("writing BAR0: %s", strerror(-err)), 2;
+	st = rd32(x.d.devfd, EDU_STATUS);
+	dev_close(&x);
+	SAY("%s: closed with a factorial of 0xffffffff and a DMA started (status %#x)", bdf, st);
+	return 0;
 }
 
 static int cmd_check(const char *bdf, bool resets)
@@ -450,6 +480,57 @@ static int cmd_check(const char *bdf, bool resets)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Memory decoding as the function has it (its config space through sysfs, which reads the
+ * device), for a user that never turned it off. (A user cannot see the difference through
+ * VFIO: vfio-pci-core shows the physical COMMAND.MEM, while it lets BAR accesses through on
+ * its own copy.) A driver access racing a reset that put back a stale COMMAND leaves decoding
+ * off, and every BAR access then goes nowhere (reads 0 on QEMU). Once off it stays off (a later
+ * reset saves and restores it so), so one look after a race sees any such slip during it.
+ */
+static void decoding_check(struct dev *x, const char *what)
+{
+	char path[PATH_MAX];
+	uint16_t phys = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/config", x->bdf);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &phys, 2, PCI_COMMAND) != 2)
+		FAIL("%s: COMMAND read through sysfs: %m", what);
+	else if (!(phys & PCI_COMMAND_MEMORY))
+		FAIL("%s: the function's memory decoding is off (COMMAND %#06x), which the user never "
+		     "turned off", what, phys);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The function's and its upstream port's config header, as the hardware has them (diagnostic). */
+static void dump_config(const char *bdf, const char *what)
+{
+	char path[PATH_MAX], port[64], line[256];
+	const char *who[2] = { bdf, port };
+	uint32_t d[16];
+	int fd, i, k, n;
+
+	if (parent_of(bdf, port, sizeof(port)))
+		port[0] = 0;
+	for (k = 0; k < 2 && who[k][0]; k++) {
+		snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/config", who[k]);
+		fd = open(path, O_RDONLY);
+		memset(d, 0xff, sizeof(d));
+		if (fd >= 0) {
+			if (pread(fd, d, sizeof(d), 0) != sizeof(d))
+				memset(d, 0xff, sizeof(d));
+			close(fd);
+		}
+		n = 0;
+		for (i = 0; i < 16; i++)
+			n += snprintf(line + n, sizeof(line) - n, " %08x", d[i]);
+		SAY("%s: %s config:%s", what, who[k], line);
+	}
+}
 
 /* The arcs of the migration state table (STOP_COPY | P2P | PRE_COPY): every single step. */
 static const uint8_t arcs[][2] = {
@@ -602,9 +683,13 @@ static int cmd_race(const char *bdf, const char *kind, int seconds)
 		FAIL("%ld of the %s resets failed", r.reset_err, kind);
 	if (!r.resets)
 		FAIL("no %s reset ran", kind);
+	decoding_check(&x, "after the race");
 	if (pvp_device_reset(x.d.devfd))
 		FAIL("VFIO_DEVICE_RESET after the race: %m");
+	n = failures;
 	roundtrip(&x, "after the race");
+	if (failures != n)
+		dump_config(bdf, "after the race");
 	dev_close(&x);
 	return failures ? 1 : 0;
 }
@@ -936,7 +1021,7 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | check BDF [resets] | race BDF flr|reset|hotreset SECONDS |\n"
+	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | busy BDF | check BDF [resets] | race BDF flr|reset|hotreset SECONDS |\n"
 			"                 memoff BDF | lowpower BDF | aer BDF STOP_COPY|RESUMING [fatal]\n");
 	exit(2);
 }
@@ -948,6 +1033,8 @@ int main(int argc, char **argv)
 		usage();
 	if (!strcmp(argv[1], "hold"))
 		return argc < 4 ? 2 : cmd_hold(argv[2], argv[3], argc > 4 && !strcmp(argv[4], "req"));
+	if (!strcmp(argv[1], "busy"))
+		return cmd_busy(argv[2]);
 	if (!strcmp(argv[1], "check"))
 		return cmd_check(argv[2], argc > 3 && !strcmp(argv[3], "resets"));
 	if (!strcmp(argv[1], "race") && argc == 5)

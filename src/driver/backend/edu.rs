@@ -22,6 +22,32 @@
 //! nothing pending"). A function in D3hot cannot be reached: `EIO` fails the arc (ERROR), and a
 //! dirty-log report counts a logged DMA as still running until a report reads the device idle.
 //!
+//! # Factorial inputs
+//!
+//! edu computes a factorial by multiplying `n` times in a thread of its own: an input near
+//! `u32::MAX` keeps it busy for seconds, longer than the bounded waits of a quiesce (entering
+//! STOP) or a restore, so a user (a guest, the fuzzer) writing one made the next STOP or resume
+//! fail with `ETIMEDOUT`. Every input from 34 up gives 0 in edu's 32 bits (34! has 32 factors of
+//! 2), so the trap and a restore give edu the input with the same result that it computes at once
+//! (the core's `fact_input`): the result a user reads once the busy bit clears is the one it
+//! asked for; only the busy time is shorter, and during it the register reads 34 instead of the
+//! input (edu's specification has the user wait for the busy bit). The shadow and the record keep
+//! the input the user wrote.
+//!
+//! # A new user
+//!
+//! edu has no reset: a function or bus reset leaves its registers, a factorial and a DMA running
+//! as they were, so without help a new user would find what the previous one left (a busy
+//! device, an IRQ raised, its liveness and DMA registers). The open path ([`Backend::open`])
+//! therefore plays the reset edu lacks: it waits, bounded, for a factorial and a DMA in flight,
+//! then puts every register a user can set back to its value when QEMU creates the device (IRQ on
+//! factorial off, IRQ status acknowledged, liveness read 0, factorial read 0, DMA source,
+//! destination and count 0) and takes that as the shadow. The DMA command keeps its non-start
+//! bits (edu ignores a write without the start bit) and the DMA buffer keeps its bytes (reachable
+//! only by DMA). The open path, not the reset paths: the reset callbacks run with
+//! vfio-pci-core's `memory_lock` held and cannot reach the BAR, and a reset while open must not
+//! change what a user set (the device would not do it either).
+//!
 //! Limits of this reference backend: the 4 KiB DMA scratch buffer (device address 0x40000) is
 //! reachable only by DMA and is not migrated; the non-start bits of the DMA command register
 //! read back only while a transfer runs, so a finished command is carried for information
@@ -57,8 +83,8 @@ use crate::{
         dirty::DirtyLog,
         records::{
             edu::{
-                self as rec, dma_writes, EduRecord, DMA_CMD_BITS, DMA_START, DMA_TO_RAM, FLAG_FACT,
-                FLAG_LIVENESS, STATUS_IRQFACT,
+                self as rec, dma_writes, fact_input, EduRecord, DMA_CMD_BITS, DMA_START,
+                DMA_TO_RAM, FACT_ZERO, FLAG_FACT, FLAG_LIVENESS, STATUS_IRQFACT,
             },
             piece,
         },
@@ -230,6 +256,31 @@ impl Backend for Edu {
         Edu::default()
     }
 
+    /// Plays the reset edu lacks (see the module's notes on a new user): waits for work in
+    /// flight, then puts the registers a user sets to their values when QEMU creates the device,
+    /// and the shadow with them. `ETIMEDOUT` (work that does not end) or `EIO` fails the open.
+    fn open(&mut self, core: &CoreDevice<Io>) -> Result {
+        Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;
+        core.bar_write32(BAR, REG_STATUS, 0)?;
+        // Liveness reads the complement of what was written: 0, as at creation.
+        core.bar_write32(BAR, REG_LIVENESS, u32::MAX)?;
+        // Factorial reads 0, as at creation: the result of FACT_ZERO.
+        core.bar_write32(BAR, REG_FACT, FACT_ZERO)?;
+        Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
+        core.bar_write64(BAR, REG_DMA_SRC, 0)?;
+        core.bar_write64(BAR, REG_DMA_DST, 0)?;
+        core.bar_write64(BAR, REG_DMA_CNT, 0)?;
+        core.bar_write32(BAR, REG_IRQ_ACK, u32::MAX)?;
+        *self = Edu {
+            flags: FLAG_LIVENESS | FLAG_FACT,
+            liveness: u32::MAX,
+            fact: FACT_ZERO,
+            ..Edu::default()
+        };
+        Ok(())
+    }
+
     /// A trapped user write of BAR0. `gate.held`: DMA starts are held (P2P states);
     /// `gate.frozen`: the device must not change (STOP states), so the write is refused. DMA
     /// writes to RAM that the write starts are logged in `log`.
@@ -270,7 +321,14 @@ impl Backend for Edu {
                     if reg && !self.before_write(core, off, val, held, log)? {
                         return Ok(());
                     }
-                    core.bar_user_write(BAR, off, n, val)?;
+                    // A factorial input reaches edu as one it computes at once (see the
+                    // module's notes); the shadow keeps the user's.
+                    let dev_val = if off == u64::from(REG_FACT) && n == 4 {
+                        u64::from(fact_input(u32::try_from(val).unwrap_or(u32::MAX)))
+                    } else {
+                        val
+                    };
+                    core.bar_user_write(BAR, off, n, dev_val)?;
                     if reg {
                         self.after_write(off, n, val);
                     }
@@ -387,7 +445,9 @@ impl Backend for Edu {
         Self::wait_clear(core, REG_DMA_CMD, DMA_START)?;
         core.bar_write32(BAR, REG_STATUS, 0)?;
         if s.flags & FLAG_FACT != 0 {
-            core.bar_write32(BAR, REG_FACT, s.fact)?;
+            // The input with the same result, computed at once (see the module's notes): a
+            // record may carry any input.
+            core.bar_write32(BAR, REG_FACT, fact_input(s.fact))?;
             Self::wait_clear(core, REG_STATUS, STATUS_BUSY)?;
         }
         if s.flags & FLAG_LIVENESS != 0 {

@@ -5,8 +5,8 @@
 //! The generic code (`crate::migration`) runs the state machine, the data-fd sessions, the
 //! stream and the dirty log; it names no device. Everything that depends on the device is a
 //! [`Backend`]: which functions it drives (PCI IDs), its stream device kind and records, the BAR
-//! it traps, how it holds DMA, freezes, saves, validates, loads and thaws, what its DMA writes
-//! to RAM (the dirty-log hooks), and what a reset drops. Dispatch is an enum ([`AnyBackend`]),
+//! it traps, what a new user finds at open, how it holds DMA, freezes, saves, validates, loads
+//! and thaws, what its DMA writes to RAM (the dirty-log hooks), and what a reset drops. Dispatch is an enum ([`AnyBackend`]),
 //! so there is no allocation and no `dyn`; the selector ([`AnyBackend::for_function`]) picks the
 //! backend at bind from the function's vendor and device IDs, and a function no backend claims
 //! gets no migration feature (plain vfio-pci behaviour).
@@ -128,6 +128,16 @@ pub(crate) trait Backend: Sized + Send {
     /// The backend of a function just bound, in RUNNING.
     fn new() -> Self;
 
+    /// A new user opened the device (after vfio-pci-core enabled it, with `state` held): puts
+    /// the device and the backend in the state every new user finds, whatever the previous
+    /// user left running or set. A function reset does this for most devices, but a backend
+    /// whose device keeps state across resets does it here. An error fails the open.
+    /// The default does nothing: the function reset at open suffices.
+    fn open(&mut self, core: &CoreDevice<Io>) -> Result {
+        let _ = core;
+        Ok(())
+    }
+
     /// A trapped user write of [`Backend::TRAPPED_BAR`]; returns the bytes written. DMA writes
     /// to RAM the write starts are logged in `log` before they reach the device.
     fn bar_write(
@@ -233,6 +243,11 @@ macro_rules! backends {
                 log: &mut DirtyLog,
             ) -> Result<usize> {
                 match self { $(Self::$variant(b) => b.bar_write(core, io, gate, log),)+ }
+            }
+
+            /// See [`Backend::open`].
+            pub(crate) fn open(&mut self, core: &CoreDevice<Io>) -> Result {
+                match self { $(Self::$variant(b) => b.open(core),)+ }
             }
 
             /// See [`Backend::hold_dma`].

@@ -228,10 +228,15 @@ impl CoreDevice {
 
 impl CoreDevice<Open> {
     /// `vfio_pci_core_enable()`: enables the function, resets it if it can, builds vconfig.
-    pub(crate) fn enable(&self) -> Result {
+    /// Returns the device in the [`Io`] context: once enabled, its BARs may be accessed for the
+    /// rest of the open (a backend puts its device in its initial state there).
+    pub(crate) fn enable(&self) -> Result<&CoreDevice<Io>> {
         // SAFETY: By the type invariants the core device is initialised; the `Open` context is
         // the first-open callback, under the device set lock, as the core requires.
-        to_result(unsafe { bindings::vfio_pci_core_enable(self.as_raw()) })
+        to_result(unsafe { bindings::vfio_pci_core_enable(self.as_raw()) })?;
+        // SAFETY: The contexts differ only in a zero-sized marker (`repr(transparent)`); the
+        // device is now enabled, which is all `Io` requires beyond `Normal`.
+        Ok(unsafe { &*core::ptr::from_ref(self).cast::<CoreDevice<Io>>() })
     }
 
     /// `vfio_pci_core_finish_enable()`: the second half of opening, after variant set-up.

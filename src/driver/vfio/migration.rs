@@ -316,6 +316,20 @@ impl CoreDevice<Io> {
     // `memory_lock` held: not from `reset_done` (the core holds it around resets), which is why
     // resets only drop driver state. 64 bits go through the core's `ioread64`/`iowrite64` (right
     // for memory and I/O BARs, unlike `readq`/`writeq` on an iomap cookie).
+    //
+    // `memory_lock` keeps out vfio-pci-core's own resets, not the PCI core's: a sysfs `reset`
+    // (`pci_reset_function()`), a bus reset through sysfs and AER recovery save the config
+    // space, clear COMMAND, reset and restore it without that lock. An access in that window
+    // would reach a function mid-reset, and its COMMAND read-modify-write could put back the
+    // cleared COMMAND after the restore, leaving memory decoding off under a user that
+    // turned it on (every user BAR read then gave 0; seen after the faults suite's flr race).
+    // Those paths all hold the function's config access lock (`pci_dev_lock()` and the bus and
+    // slot variants) for the whole save, reset and restore, so each access also holds it
+    // (`pci_cfg_access_lock()`, which waits for a reset in progress): an access runs wholly
+    // before or wholly after a reset. It only blocks user config accesses meanwhile; the
+    // resets that take `memory_lock` first only try the config lock (`pci_dev_trylock()`,
+    // `pci_bus_trylock()`), the order used here, and no reset path waits for `state` (see
+    // `device`), which a backend holds around these accesses.
 
     /// The address of the register at `off` of BAR `bar` in vfio-pci-core's map of it, for the
     /// core's accessors: `len` bytes, naturally aligned, inside the BAR.
@@ -349,6 +363,10 @@ impl CoreDevice<Io> {
         // SAFETY: The core device is initialised, so its `memory_lock` is; not held by this task
         // (see the notes above). Released below on every path.
         unsafe { bindings::pvp_shim_memory_write_lock(raw) };
+        // SAFETY: `pdev` is valid. Blocks config access for the reset paths that do not take
+        // `memory_lock` (see the notes above); taken after `memory_lock`, as vfio-pci-core's own
+        // resets do (`pci_try_reset_function()` under it); released below on every path.
+        unsafe { kernel::bindings::pci_cfg_access_lock(pdev) };
         // SAFETY: `pdev` is valid; `current_state` changes only under `memory_lock` held for
         // write (the core's power-state changes), which we hold.
         let r = if unsafe { (*pdev).current_state } >= PCI_D3HOT {
@@ -374,6 +392,8 @@ impl CoreDevice<Io> {
                     r
                 })
         };
+        // SAFETY: Taken above.
+        unsafe { kernel::bindings::pci_cfg_access_unlock(pdev) };
         // SAFETY: Taken above.
         unsafe { bindings::pvp_shim_memory_write_unlock(raw) };
         r

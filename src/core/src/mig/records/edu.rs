@@ -51,6 +51,19 @@ pub const FLAG_FACT: u32 = 1 << 1;
 /// edu clamps DMA addresses to its `dma_mask` property: 28 bits unless the VMM sets another.
 pub const DMA_MASK: u64 = (1 << 28) - 1;
 
+/// The smallest factorial input whose result edu gives as 0: edu computes `n!` in 32 bits, and
+/// 34! is the first factorial with 32 factors of 2 (17 + 8 + 4 + 2 + 1), so every `n >= 34`
+/// gives 0.
+pub const FACT_ZERO: u32 = 34;
+
+/// The input the driver gives edu for a factorial input `n`: one with the same 32-bit result
+/// that edu computes at once. edu multiplies `n` times in its own thread, so an input near
+/// `u32::MAX` keeps it busy for seconds, past every bounded wait of a quiesce or a restore;
+/// every input from [`FACT_ZERO`] up gives 0, as [`FACT_ZERO`] itself does.
+pub fn fact_input(n: u32) -> u32 {
+    n.min(FACT_ZERO)
+}
+
 /// The fields of a `TAG_EDU` record.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct EduRecord {
@@ -198,6 +211,30 @@ mod tests {
                 matches!(EduRecord::decode(&c), Err(RecordError::Field { .. })),
                 "offset {at}"
             );
+        }
+    }
+
+    /// edu's computation: `n!` in 32 bits.
+    fn edu_fact(n: u32) -> u32 {
+        (1..=n).fold(1u32, |acc, k| acc.wrapping_mul(k))
+    }
+
+    #[test]
+    fn fact_input_keeps_the_result() {
+        assert_eq!(edu_fact(FACT_ZERO), 0);
+        assert_ne!(edu_fact(FACT_ZERO - 1), 0);
+        for n in (0..=4096).chain([u32::MAX / 2, u32::MAX - 1, u32::MAX]) {
+            let m = fact_input(n);
+            assert!(m <= FACT_ZERO, "{n}");
+            if n < 4096 {
+                assert_eq!(edu_fact(m), edu_fact(n), "{n}");
+            } else {
+                // Past 34 the result is 0 whatever the input: one factor of 2^32 is enough.
+                assert_eq!(edu_fact(m), 0, "{n}");
+            }
+        }
+        for n in 0..FACT_ZERO {
+            assert_eq!(fact_input(n), n);
         }
     }
 
