@@ -175,7 +175,8 @@ qemu_start() {
 		-device "vfio-pci,host=$e0,id=edu,bus=rp,iommufd=iommufd0" "$@" >"$W/qemu.log" 2>&1 &
 	qpid=$!
 	cat "$W/qmp.out" >>"$W/qmp.log" 2>/dev/null &
-	wait_line "$W/qmp.log" '"QMP"' 60 && qmp qmp_capabilities >/dev/null
+	# A bound, not a timing: on the debug kernel (KASAN) under TCG, QEMU took 109-166 s to greet.
+	wait_line "$W/qmp.log" '"QMP"' 600 && qmp qmp_capabilities >/dev/null
 }
 # qmp COMMAND [ARGS-JSON]: one QMP command, its answer; status 1 on an error or no answer in 30 s.
 echo 0 >"$W/qmp-id"
@@ -199,22 +200,47 @@ wait_status() {
 		sleep 0.5
 	done
 }
+# holders BDF: the pids with the device's vfio cdev open (none once every user is gone).
+holders() {
+	_dev=/dev/vfio/devices/$(ls "/sys/bus/pci/devices/$1/vfio-dev" 2>/dev/null)
+	for _f in /proc/[0-9]*/fd/*; do
+		[ "$(readlink "$_f" 2>/dev/null)" = "$_dev" ] && { _f=${_f#/proc/}; echo "${_f%%/*}"; }
+	done | sort -u
+}
+# qemu_state: what the QEMU process is doing (for a failure's diagnostics).
+qemu_state() {
+	[ -n "${qpid:-}" ] && [ -d "/proc/$qpid" ] || { echo "QEMU has exited"; return; }
+	echo "QEMU $qpid still there: $(grep State "/proc/$qpid/status"), wchan $(cat "/proc/$qpid/wchan" 2>/dev/null)"
+	cat "/proc/$qpid/stack" 2>/dev/null | head -n 12
+}
 qemu_kill() {
 	kill -9 "$qpid" 2>/dev/null
 	wait "$qpid" 2>/dev/null
 	qpid=
 	[ -s "$W/feeder" ] && { kill -9 "$(cat "$W/feeder")" 2>/dev/null; rm -f "$W/feeder"; }
+	_h=$(holders "$e0")
+	: >"$W/kill.out"
+	[ -z "$_h" ] || echo "(after QEMU was reaped, still holding $e0: $(for _p in $_h; do tr '\0' ' ' <"/proc/$_p/cmdline"; echo "[$_p]"; done))" >"$W/kill.out"
+	[ -z "$_h" ]
 }
 # qemu_phase NAME SETUP: starts QEMU, runs SETUP (a function) to reach the phase, kill -9, checks.
+# Whatever happened, the QEMU it started is killed and reaped before the checks: a QEMU left
+# behind by a start that missed its bound kept the device open, so every later open failed
+# (EINVAL at the iommufd bind: a cdev device has one user) and rmmod got EAGAIN.
 qemu_phase() {
+	_t0=$(date +%s)
 	if ! qemu_start $3; then
-		tap_ok 1 "QEMU $1: QEMU 11.1 starts owning $e0" "$(cat "$W/qemu.log" "$W/qmp.log" | tail -n 20)"
+		_st=$(qemu_state)
+		qemu_kill
+		tap_ok 1 "QEMU $1: QEMU 11.1 starts owning $e0" "$(cat "$W/qemu.log" "$W/qmp.log" | tail -n 20)
+not ready after $(($(date +%s) - _t0)) s; $_st $(cat "$W/kill.out")"
 	elif _o=$($2 2>&1); then
 		qemu_kill
-		tap_ok 0 "QEMU $1: kill -9 ($_o)"
+		tap_ok $? "QEMU $1: kill -9 ($_o)" "$(cat "$W/kill.out")"
+		tap_diag "QEMU $1: started and in the phase $(($(date +%s) - _t0)) s after its start"
 	else
 		qemu_kill
-		tap_ok 1 "QEMU $1: reaching the phase" "$_o $(tail -n 10 "$W/qemu.log")"
+		tap_ok 1 "QEMU $1: reaching the phase" "$_o $(tail -n 10 "$W/qemu.log") $(cat "$W/kill.out")"
 	fi
 	after "QEMU $1"
 }
