@@ -28,6 +28,7 @@ nosafety=$(git ls-files '*.rs' | grep -E "$ffi" | while read -r f; do
 tap_ok $([ -z "$nosafety" ]; echo $?) "every unsafe block in the FFI folders has a SAFETY comment" "$nosafety"
 tap_check "no import cycles between the driver's files (scripts/import-cycles)" scripts/import-cycles src/driver/persona_vfio_pci_main.rs
 tap_check "no import cycles between the core's files (scripts/import-cycles)" scripts/import-cycles src/core/src/lib.rs
+tap_check "no import cycles between the tool's files (scripts/import-cycles)" scripts/import-cycles src/tool/src/lib.rs
 core_crate=$(grep -rn 'crate::' src/core/src | grep -v '^\S*:\s*//')
 tap_ok $([ -z "$core_crate" ]; echo $?) "the core never names crate:: (it is also a module of the kernel crate)" "$core_crate"
 tap_end
