@@ -480,6 +480,11 @@ fn free_bits(p: &PersonaRef<'_>, d: &[u8]) -> Vec<u8> {
     }
     free[pci::STATUS] &= !0x10;
     free[pci::CAPABILITY_LIST] = 0;
+    // The extended head decides whether the device has extended capabilities at all (an
+    // all-zero head is none; a flipped bit there is a new capability).
+    if let Some(head) = free.get_mut(pci::CFG_SIZE..pci::CFG_SIZE + 4) {
+        head.fill(0);
+    }
     for space in [Space::Standard, Space::Extended] {
         for c in CapWalker::new_for(d, space).map_while(Result::ok) {
             let (s, _) = fields::extent(d, &c);
