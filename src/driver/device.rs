@@ -380,7 +380,8 @@ impl PersonaDevice {
     }
 }
 
-/// Refuses a `VFIO_DEVICE_IOEVENTFD` whose access ends past a BAR's presented size.
+/// Refuses a `VFIO_DEVICE_IOEVENTFD` on the backend's trapped BAR (`EOPNOTSUPP`) or whose
+/// access ends past a BAR's presented size (`EINVAL`).
 ///
 /// vfio-pci-core reads the argument again; a user racing to change it between the two reads can
 /// only reach what vfio-pci-core bounds by the device's own BAR.
@@ -393,6 +394,12 @@ pub(crate) fn ioeventfd_bounds(this: &PersonaDevice, arg: usize) -> Result {
     let mut o = [0u8; 8];
     o.copy_from_slice(&head[8..16]);
     let offset = u64::from_le_bytes(o);
+    if this.trapped_bar.map(u64::from) == Some(offset >> OFFSET_SHIFT) {
+        // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts would
+        // escape the P2P hold and the dirty log of the trapped BAR. Other BARs of a migratable
+        // device take them (a memory BAR's backend finds such writes as it finds the user's).
+        return Err(EOPNOTSUPP);
+    }
     let size: u64 = match flags & 0xf {
         1 => 1,
         2 => 2,

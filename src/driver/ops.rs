@@ -187,11 +187,6 @@ impl vfio::Operations for PersonaDevice {
 
     fn ioctl(dev: &Device<Self, Io>, cmd: u32, arg: usize) -> Result<isize> {
         if cmd == vfio::DEVICE_IOEVENTFD {
-            if dev.data().migratable {
-                // An ioeventfd writes BAR registers from the kernel, past the trap: DMA starts
-                // would escape the P2P hold and the dirty log of the trapped BAR.
-                return Err(EOPNOTSUPP);
-            }
             ioeventfd_bounds(dev.data(), arg)?;
         }
         dev.core().ioctl(cmd, arg)
