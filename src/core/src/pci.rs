@@ -431,6 +431,16 @@ impl Iterator for CapWalker<'_> {
     }
 }
 
+/// The PASID Capability register of the device's own PASID capability, if `dump` has one (0
+/// when the register lies past the dump): what the device itself supports.
+#[must_use]
+pub fn pasid_cap_reg(dump: &[u8]) -> Option<PasidCapReg> {
+    let c = find_cap(dump, Space::Extended, EXT_CAP_ID_PASID, 0).ok()??;
+    Some(PasidCapReg(
+        rd16(dump, usize::from(c.offset).saturating_add(PASID_CAP)).unwrap_or(0),
+    ))
+}
+
 /// Finds instance `instance` of capability `id` on the `space` chain of `dump`.
 ///
 /// # Errors

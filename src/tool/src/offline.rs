@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use persona_core::overlay::OverlayMap;
-use persona_core::pci::{self, Space};
+use persona_core::pci;
 use persona_core::persona::check::{check_with, IommuPasid};
 use persona_core::persona::derive::{derive as core_derive, DeriveOptions, PasidRequest};
 use persona_core::persona::device::{BarKind, ROM_INDEX};
@@ -85,9 +85,9 @@ pub fn derive(a: &DeriveArgs, json: bool) -> Outcome {
 
 /// Width of the device's own PASID capability, if it has one.
 fn device_pasid_width(dump: &[u8]) -> Option<u8> {
-    let c = pci::find_cap(dump, Space::Extended, pci::EXT_CAP_ID_PASID, 0).ok()??;
-    let reg = pci::PasidCapReg(pci::rd16(dump, usize::from(c.offset) + pci::PASID_CAP)?);
-    u8::try_from(reg.width()).ok().filter(|&w| w != 0)
+    u8::try_from(pci::pasid_cap_reg(dump)?.width())
+        .ok()
+        .filter(|&w| w != 0)
 }
 
 /// `compile INPUT -o OUTPUT`: OUTPUT a file, or a directory that gets `NAME@MAJOR.MINOR.bin`.

@@ -743,10 +743,7 @@ fn check_pasid(
     }
     let mut limit = iommu.max_pasid_log2.min(pci::PASID_MAX_WIDTH);
     let (mut exec, mut privileged) = (iommu.exec, iommu.privileged);
-    if let Ok(Some(c)) = pci::find_cap(dump, Space::Extended, pci::EXT_CAP_ID_PASID, 0) {
-        let reg = pci::PasidCapReg(
-            pci::rd16(dump, usize::from(c.offset).saturating_add(pci::PASID_CAP)).unwrap_or(0),
-        );
+    if let Some(reg) = pci::pasid_cap_reg(dump) {
         limit = limit.min(u8::try_from(reg.width()).unwrap_or(0));
         exec &= reg.exec() != 0;
         privileged &= reg.privileged() != 0;

@@ -58,11 +58,7 @@ impl PasidRequest {
     /// execute and privileged mode as its PASID Capability register states them.
     #[must_use]
     pub fn device_limit(dump: &[u8]) -> Option<(u8, bool, bool)> {
-        let c = pci::find_cap(dump, Space::Extended, pci::EXT_CAP_ID_PASID, 0).ok()??;
-        let reg = pci::PasidCapReg(pci::rd16(
-            dump,
-            usize::from(c.offset).saturating_add(pci::PASID_CAP),
-        )?);
+        let reg = pci::pasid_cap_reg(dump)?;
         Some((
             u8::try_from(reg.width()).unwrap_or(0),
             reg.exec() != 0,
