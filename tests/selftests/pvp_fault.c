@@ -27,6 +27,13 @@
  *   lowpower BDF           VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY in PRE_COPY, STOP_COPY, STOP and
  *                          RESUMING: the migration then completes with the right state (or the
  *                          entry is refused), LOW_POWER_EXIT works.
+ *   failslab BDF PERSONA   Every slab allocation of one user's session fails in turn (the task's
+ *                          fail-nth; failslab must be told to fail sleeping allocations too):
+ *                          selecting PERSONA through sysfs, open (cdev, iommufd bind, IOAS
+ *                          attach), a config read, a save and a resume. For each N the session
+ *                          completes or stops with an error; the persona attribute then reads
+ *                          as before, and a new user migrates the device. It ends at the first
+ *                          N the session no longer reaches (every allocation point was hit).
  *   aer BDF STATE [fatal]  In STATE (STOP_COPY or RESUMING, session half used) an uncorrectable
  *                          error of BDF's link is injected through /dev/aer_inject at its root
  *                          port (edu has no AER capability of its own; the recovery reaches it
@@ -1019,10 +1026,116 @@ static int cmd_aer(const char *bdf, const char *state, bool fatal)
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* The calling thread's fail-nth: write @n (0 disarms); returns the value read back first. */
+static long fail_nth(long n)
+{
+	char buf[32];
+	long left = -1;
+	ssize_t r;
+	int fd = open("/proc/thread-self/fail-nth", O_RDWR);
+
+	if (fd < 0)
+		return -1;
+	r = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (r > 0) {
+		buf[r] = 0;
+		left = strtol(buf, NULL, 10);
+	}
+	r = snprintf(buf, sizeof(buf), "%ld", n);
+	if (pwrite(fd, buf, r, 0) != r)
+		left = -1;
+	close(fd);
+	return left;
+}
+
+static int read_attr(const char *bdf, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/persona", bdf);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return 0;
+}
+
+/* One user's session, every step's error returned at once (a failed allocation stops it). */
+static int failslab_session(const char *bdf, const char *persona)
+{
+	static uint8_t s[STREAM_MAX];
+	char path[PATH_MAX];
+	struct dev x;
+	uint16_t vid;
+	ssize_t n;
+	int fd, err;
+
+	snprintf(path, sizeof(path), PVP_PCI_DEVICES "/%s/persona", bdf);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	err = write(fd, persona, strlen(persona)) < 0 ? -errno : 0;
+	close(fd);
+	if (err)
+		return err;
+	err = dev_open(&x, bdf);
+	err = err ?: cfg_rw(x.d.devfd, false, 0, &vid, 2);
+	if (!err) {
+		n = save(x.d.devfd, s);
+		err = n < 0 ? n : resume(x.d.devfd, s, n);
+	}
+	dev_close(&x);
+	return err;
+}
+
+static int cmd_failslab(const char *bdf, const char *persona)
+{
+	char before[256], after[256];
+	long n, left;
+	int err, failed = 0, limit = 20000;
+
+	if (read_attr(bdf, before, sizeof(before)))
+		return SAY("FAIL: cannot read %s's persona attribute: %m", bdf), 1;
+	if (fail_nth(0) < 0)
+		return SAY("FAIL: no /proc/thread-self/fail-nth (CONFIG_FAULT_INJECTION)"), 2;
+	for (n = 1; n <= limit; n++) {
+		fail_nth(n);
+		err = failslab_session(bdf, persona);
+		left = fail_nth(0);
+		if (left != 0) {
+			if (err)
+				FAIL("N=%ld: no allocation failed, yet the session failed: %s", n,
+				     strerror(-err));
+			break;
+		}
+		if (err)
+			failed++;
+		if (read_attr(bdf, after, sizeof(after)) || strcmp(before, after))
+			FAIL("N=%ld: the persona attribute reads \"%s\" after the session (%s), was \"%s\"",
+			     n, after, strerror(-err), before);
+		if (failures)
+			break;
+	}
+	if (n > limit)
+		FAIL("the session still reached allocation %d", limit);
+	SAY("%s: %ld allocation points failed in turn, %d sessions stopped with an error, the rest completed",
+	    bdf, n - 1, failed);
+	return cmd_check(bdf, false);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: pvp_fault hold BDF STATE [req] | busy BDF | check BDF [resets] | race BDF flr|reset|hotreset SECONDS |\n"
-			"                 memoff BDF | lowpower BDF | aer BDF STOP_COPY|RESUMING [fatal]\n");
+			"                 memoff BDF | lowpower BDF | aer BDF STOP_COPY|RESUMING [fatal] |\n"
+			"                 failslab BDF PERSONA\n");
 	exit(2);
 }
 
@@ -1045,6 +1158,8 @@ int main(int argc, char **argv)
 		return cmd_lowpower(argv[2]);
 	if (!strcmp(argv[1], "aer") && argc >= 4)
 		return cmd_aer(argv[2], argv[3], argc > 4 && !strcmp(argv[4], "fatal"));
+	if (!strcmp(argv[1], "failslab") && argc == 4)
+		return cmd_failslab(argv[2], argv[3]);
 	usage();
 	return 2;
 }

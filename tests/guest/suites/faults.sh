@@ -25,6 +25,10 @@
 #   8. VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY during PRE_COPY, STOP_COPY, STOP and RESUMING.
 #   9. AER errors (non-fatal and fatal) injected through /dev/aer_inject at the edu's root port
 #      during STOP_COPY and RESUMING.
+#  10. (kernels with failslab: the debug flavour) every slab allocation of a user's session fails
+#      in turn: persona selection through sysfs, open, iommufd bind and attach, a config read, a
+#      save and a resume (pvp_fault failslab): each error is returned whole, the persona in force
+#      stays, nothing leaks (kmemleak below) and a new user migrates the device.
 # After each: no new report in the kernel log (WARNING, BUG, Oops, KASAN, UBSAN, lockdep, kCFI,
 # hung task), and a new user can open the device, read its IDs and migrate it (save + resume).
 # At the end, on a kernel with kmemleak (the debug flavour): a scan finds no leak.
@@ -371,6 +375,25 @@ for sev in nonfatal fatal; do
 		after "AER ($sev) in $st"
 	done
 done
+
+# --- 10. every allocation of a session failed in turn (failslab, per task through fail-nth) ---
+fs=/sys/kernel/debug/failslab
+if [ ! -d "$fs" ] || [ ! -e /proc/self/fail-nth ]; then
+	tap_skip "failslab: every allocation of a session fails in turn" "no failslab in the $PVP_FLAVOUR kernel"
+else
+	# Sleeping (GFP_KERNEL) allocations are the driver's: failslab skips them unless told; the
+	# stack dump of each injected failure (verbose) is noise here, not a report.
+	gw=$(cat "$fs/ignore-gfp-wait") vb=$(cat "$fs/verbose")
+	echo N >"$fs/ignore-gfp-wait"
+	echo 0 >"$fs/verbose"
+	o=$(bounded 900 "$F" failslab "$e0" auto)
+	rc=$?
+	echo "$gw" >"$fs/ignore-gfp-wait"
+	echo "$vb" >"$fs/verbose"
+	tap_ok "$rc" "failslab: every slab allocation of a session (select, open, bind, attach, config, save, resume) fails in turn: errors returned, persona kept, usable after" "$o"
+	printf '%s\n' "$o" | grep -v FAIL | sed 's/^/# /' | tee -a "$1"
+	after "failslab"
+fi
 
 # --- 9b. hot-unplug through the monitor, re-plug in the same slot (last: a kernel oops here, see
 # review finding C2, can leave the edu's locks held) ---

@@ -29,7 +29,9 @@ tap_begin "$1"
 
 drv=persona-vfio-pci
 TR=${PVP_TRIXIE_ROOT_GUEST:-/cache/trixie-root}
-KB=${PVP_KBUILD:-}
+# The inner guest boots the default flavour's kernel (guest-run sets PVP_INNER_KBUILD), also when
+# this outer kernel is the debug one: the driver under test runs out here.
+KB=${PVP_INNER_KBUILD:-${PVP_KBUILD:-}}
 ER=/repo/build/selftests/edu_regs
 G=/repo/tests/personas/golden
 FW=/repo/build/firmware
