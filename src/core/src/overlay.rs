@@ -384,6 +384,98 @@ impl OverlayMap {
     }
 }
 
+/// Number of [`OverlayMap::pass_word`] summaries: one per config dword.
+pub const PASS_WORDS: usize = SPACE / 4;
+/// Bits of a pass word holding the physical dword.
+const PASS_DWORD_MASK: u32 = 0x3ff;
+/// Shift of the 4 read bits (one per byte of the dword) of a pass word.
+const PASS_READ_SHIFT: u32 = 16;
+/// Shift of the 4 write bits of a pass word.
+const PASS_WRITE_SHIFT: u32 = 20;
+
+impl OverlayMap {
+    /// A summary of config dword `d` made of plain integers, so that the kernel glue can keep
+    /// a copy readable without its lock: bits 9:0 a physical dword `P`, bit 16 + k set when
+    /// byte k of the dword passes through unchanged to physical byte `4 * P + k` (pinned or
+    /// dynamic), bit 20 + k when it does so for a write too (dynamic). 0 passes nothing.
+    ///
+    /// `P` is the dword of the first byte that passes through at its own place in a dword;
+    /// bytes mapped elsewhere are left out, so [`pass_span`] on these words never says more
+    /// than [`OverlayMap::passthrough`] does.
+    #[must_use]
+    pub fn pass_word(&self, d: usize) -> u32 {
+        let base = d.saturating_mul(4);
+        let mut dword = None;
+        let mut word = 0u32;
+        for k in 0..4u32 {
+            let ku = usize::try_from(k).unwrap_or(0);
+            let (rule, phys) = self.at(base.saturating_add(ku));
+            if !rule.is_pass() || phys % 4 != ku {
+                continue;
+            }
+            let p = *dword.get_or_insert(phys / 4);
+            if phys / 4 != p {
+                continue;
+            }
+            word |= 1u32.wrapping_shl(PASS_READ_SHIFT.wrapping_add(k));
+            if rule == Rule::Dynamic {
+                word |= 1u32.wrapping_shl(PASS_WRITE_SHIFT.wrapping_add(k));
+            }
+        }
+        match dword {
+            Some(p) if word != 0 => word | (u32::try_from(p).unwrap_or(0) & PASS_DWORD_MASK),
+            _ => 0,
+        }
+    }
+}
+
+/// The physical offset a whole access of `len` bytes at `off` goes to unchanged, from the pass
+/// words `word(d)` ([`OverlayMap::pass_word`]): every naturally aligned piece of the access
+/// passes through, at consecutive physical offsets. vfio-pci-core then splits the one access at
+/// that offset into the same pieces, each served as [`OverlayMap::passthrough`] says.
+#[must_use]
+pub fn pass_span(
+    mut word: impl FnMut(usize) -> u32,
+    off: usize,
+    len: usize,
+    write: bool,
+) -> Option<u16> {
+    let shift = if write {
+        PASS_WRITE_SHIFT
+    } else {
+        PASS_READ_SHIFT
+    };
+    let end = off.checked_add(len).filter(|&e| e <= SPACE && len > 0)?;
+    let mut start = None;
+    let mut pos = off;
+    while pos < end {
+        let n = chunk(pos, end.saturating_sub(pos));
+        let w = word(pos / 4);
+        let k = pos % 4;
+        // The piece's bytes, all passing through to the same physical dword.
+        let ones = match n {
+            4 => 0xf,
+            2 => 0x3,
+            _ => 0x1,
+        };
+        let bits = ones << shift.wrapping_add(u32::try_from(k).ok()?);
+        if w & bits != bits {
+            return None;
+        }
+        let phys = usize::try_from(w & PASS_DWORD_MASK)
+            .ok()?
+            .checked_mul(4)?
+            .checked_add(k)?;
+        let rel = pos.checked_sub(off)?;
+        let s = *start.get_or_insert(phys.checked_sub(rel)?);
+        if s.checked_add(rel)? != phys {
+            return None;
+        }
+        pos = pos.checked_add(n)?;
+    }
+    start.and_then(|s| u16::try_from(s).ok())
+}
+
 /// The last physical capability resolved while building, so that each capability's chain walk
 /// happens once per run of bytes rather than once per byte.
 #[derive(Default)]

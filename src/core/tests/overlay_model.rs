@@ -9,7 +9,9 @@
 
 mod persona_support;
 
-use persona_core::overlay::{ConfigAccess, OverlayError, OverlayMap, OverlayState};
+use persona_core::overlay::{
+    chunk, pass_span, ConfigAccess, OverlayError, OverlayMap, OverlayState, PASS_WORDS,
+};
 use persona_core::pci::{self, Space};
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
 use persona_core::persona::format::MAX_BLOB;
@@ -336,4 +338,57 @@ fn passthrough_is_exactly_one_unchanged_device_access() {
         }
     }
     assert!(some > 1000 && none > 100, "both cases seen: {some} {none}");
+}
+
+/// `pass_span` over the maps' pass words (the copy the kernel glue reads without its lock) says
+/// `Some(phys)` only for an access whose every naturally aligned piece `passthrough` serves at
+/// `phys` plus the piece's place, so one device access at `phys` is the overlay's own answer;
+/// and it finds the common case (whole dwords passed through in place).
+#[test]
+fn pass_span_is_passthrough_of_every_piece() {
+    let (blob, _m) = persona();
+    let p = PersonaRef::parse(&blob).unwrap();
+    let dump = nvme_ext();
+    let mut map = Box::<OverlayMap>::default();
+    map.build(&p, &dump).unwrap();
+    let words: Vec<u32> = (0..PASS_WORDS).map(|d| map.pass_word(d)).collect();
+    let (mut some, mut none) = (0, 0);
+    for len in [1usize, 2, 3, 4, 5, 7, 8, 12, 64, 256] {
+        for off in 0..4096usize {
+            for write in [false, true] {
+                let got = pass_span(|d| words[d], off, len, write);
+                if off + len > 4096 {
+                    assert_eq!(got, None, "{off:#x}+{len} past the space");
+                    continue;
+                }
+                let mut pos = off;
+                let mut all = true;
+                while pos < off + len {
+                    let n = chunk(pos, off + len - pos);
+                    let want = map.passthrough(pos as u16, n as u8, write);
+                    if let Some(phys) = got {
+                        assert_eq!(
+                            want,
+                            Some(phys + (pos - off) as u16),
+                            "{off:#x}+{len} write {write}: piece {pos:#x}/{n}"
+                        );
+                    }
+                    // In place: the pass words must find it.
+                    all &= want == Some(pos as u16);
+                    pos += n;
+                }
+                if all {
+                    assert_eq!(got, Some(off as u16), "{off:#x}+{len} write {write} in place");
+                }
+                if got.is_some() {
+                    some += 1;
+                } else {
+                    none += 1;
+                }
+            }
+        }
+    }
+    assert!(some > 1000 && none > 1000, "both cases seen: {some} {none}");
+    // The relocated PCIe capability (0x80 on the device, 0xc0 presented) passes in one span.
+    assert_eq!(pass_span(|d| words[d], 0xc4, 8, false), Some(0x84));
 }
