@@ -378,7 +378,11 @@ fn pass_span_is_passthrough_of_every_piece() {
                     pos += n;
                 }
                 if all {
-                    assert_eq!(got, Some(off as u16), "{off:#x}+{len} write {write} in place");
+                    assert_eq!(
+                        got,
+                        Some(off as u16),
+                        "{off:#x}+{len} write {write} in place"
+                    );
                 }
                 if got.is_some() {
                     some += 1;
