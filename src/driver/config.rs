@@ -14,6 +14,12 @@
 //! device; vfio-pci-core splits it into the same pieces. Only pieces the overlay changes take
 //! the per-piece path below.
 //!
+//! An access passed through whole does not even take the device's `state` lock: the pass words
+//! (`PersonaDevice::pass_span`) say so under a seqcount, which is odd while they change (a
+//! persona selected, an open, a reset and its re-check) and while a deferred reset is pending
+//! or running; then, and for every other access, the locked path below decides. Such an access
+//! never needs the emulated registers, and vfio-pci-core serialises its own config state.
+//!
 //! vfio-pci-core only takes user buffers, so on the per-piece path the user's buffer doubles as
 //! the bounce buffer: a passthrough read lands in it before the piece's final value is written
 //! over it, and a passthrough write forwards the user's own bytes (the overlay tells which, see
@@ -75,6 +81,18 @@ fn overlay_error(e: OverlayError<Error>) -> Error {
 
 /// A read (`write` false) or write of the config region.
 fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Result<usize> {
+    // The common case without `state`: every piece passed straight through (see the module).
+    let len = io.len();
+    if let Some(phys) = usize::try_from(io.offset())
+        .ok()
+        .and_then(|off| dev.data().pass_span(off, len, write))
+    {
+        if dev.core().config_rw_user(io.user(), len, phys, write)? != len {
+            return Err(EIO);
+        }
+        io.advance(len);
+        return Ok(len);
+    }
     let mut guard = dev.data().lock_state(dev.core());
     let state = &mut *guard;
     if state.stale {
@@ -90,7 +108,6 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
         };
     };
     let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
-    let len = io.len();
     if off
         .checked_add(len)
         .is_none_or(|end| end > state.dump.len())
