@@ -267,7 +267,10 @@ pub(crate) struct PersonaDevice {
     /// The overlay's pass words (`OverlayMap::pass_word`, all 0 when stale or without a
     /// persona): what a config access passed straight through needs, readable without `state`.
     pass: [Atomic<u32>; PASS_WORDS],
-    /// Seqcount of `pass`: odd while `state`'s holder rewrites them or runs a deferred reset.
+    /// The constant bytes' values of each dword (`OverlayMap::const_word`), with `pass`.
+    konst: [Atomic<u32>; PASS_WORDS],
+    /// Seqcount of `pass` and `konst`: odd while `state`'s holder rewrites them or runs a
+    /// deferred reset.
     pass_seq: Atomic<u32>,
 }
 
@@ -362,6 +365,7 @@ impl PersonaDevice {
             pasid_width: Atomic::new(width),
             // Published at the first unlock (`pass_dirty`); no access comes before an open.
             pass <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
+            konst <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
             pass_seq: Atomic::new(0),
         })
     }
@@ -414,9 +418,30 @@ impl PersonaDevice {
             Some(a) if !state.stale => Some(&a.map),
             _ => None,
         };
-        for (d, w) in self.pass.iter().enumerate() {
+        for (d, (w, c)) in self.pass.iter().zip(self.konst.iter()).enumerate() {
             w.store(map.map_or(0, |m| m.pass_word(d)), Relaxed);
+            c.store(map.map_or(0, |m| m.const_word(d)), Relaxed);
         }
+    }
+
+    /// A read of one naturally aligned piece passed through in place, its other bytes
+    /// constant (`overlay::pass_piece`), read without `state` like [`Self::pass_span`]: the
+    /// physical offset, which bytes of the piece are constant and the dword's constant bytes.
+    pub(crate) fn pass_piece(&self, off: usize, len: usize) -> Option<(u16, u8, [u8; 4])> {
+        let seq = self.pass_seq.load(Acquire);
+        if seq % 2 != 0 || self.reset_pending.load(Relaxed) {
+            return None;
+        }
+        let d = off / 4;
+        let word = self.pass.get(d)?.load(Relaxed);
+        let (phys, konst) = overlay::pass_piece(word, off, len)?;
+        let values = self.konst.get(d)?.load(Relaxed).to_le_bytes();
+        // Pairs with the Release of the writer's closing increment.
+        smp_mb(Read);
+        if self.pass_seq.load(Relaxed) != seq {
+            return None;
+        }
+        Some((phys, konst, values))
     }
 
     /// The physical offset a config access of `len` bytes at `off` goes to unchanged, if the

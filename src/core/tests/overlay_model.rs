@@ -10,7 +10,7 @@
 mod persona_support;
 
 use persona_core::overlay::{
-    chunk, pass_span, ConfigAccess, OverlayError, OverlayMap, OverlayState, PASS_WORDS,
+    chunk, pass_piece, pass_span, ConfigAccess, OverlayError, OverlayMap, OverlayState, PASS_WORDS,
 };
 use persona_core::pci::{self, Space};
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
@@ -395,4 +395,63 @@ fn pass_span_is_passthrough_of_every_piece() {
     assert!(some > 1000 && none > 1000, "both cases seen: {some} {none}");
     // The relocated PCIe capability (0x80 on the device, 0xc0 presented) passes in one span.
     assert_eq!(pass_span(|d| words[d], 0xc4, 8, false), Some(0x84));
+}
+
+/// `pass_piece` on the pass words says `Some((phys, constant bytes))` only for a piece whose
+/// value, as the overlay serves it, is the device's bytes at `phys` with the constant bytes
+/// taken from `const_word`, whatever the emulated registers were written to before; and it
+/// finds pieces mixing both (capability IDs and next pointers beside passed-through flags).
+#[test]
+fn pass_piece_is_the_overlay_read() {
+    let (_, mut m) = persona();
+    // Beside pinned bytes (0x210..0x220): a hidden byte, a writable emulated byte, a constant.
+    m.set_rule(0x211, 0x212, Rule::Hidden);
+    m.set_emulated(0x215, 0x3c, 0xff);
+    m.set_emulated(0x219, 0x5a, 0);
+    m.apply_layout();
+    let mut blob = vec![0u8; MAX_BLOB];
+    let n = m.encode(&mut blob).expect("encode");
+    blob.truncate(n);
+    let p = PersonaRef::parse(&blob).unwrap();
+    let dump = nvme_ext();
+    let mut map = Box::<OverlayMap>::default();
+    map.build(&p, &dump).unwrap();
+    let mut st = Box::<OverlayState>::default();
+    st.reset(&map);
+    let mut dev = Dev {
+        mem: dump.clone(),
+        user: 0,
+    };
+    // Every writable bit of the emulated registers (and the device's dynamic bytes) changed.
+    for off in (0..4096u16).step_by(4) {
+        let v = u32::from(off).wrapping_mul(0x9e37_79b9) ^ 0xa5a5_5a5a;
+        dev.user = v;
+        map.write(&mut st, &mut dev, off, 4, v).unwrap();
+    }
+    let words: Vec<u32> = (0..PASS_WORDS).map(|d| map.pass_word(d)).collect();
+    let (mut plain, mut mixed) = (0, 0);
+    for len in [1usize, 2, 4] {
+        for off in (0..4096usize).step_by(len) {
+            let Some((phys, konst)) = pass_piece(words[off / 4], off, len) else {
+                continue;
+            };
+            let want = map.read(&st, &mut dev, off as u16, len as u8).unwrap();
+            let c = map.const_word(off / 4).to_le_bytes();
+            let mut got = [0u8; 4];
+            for k in 0..len {
+                got[k] = if konst & (1 << k) != 0 {
+                    c[off % 4 + k]
+                } else {
+                    dev.mem[usize::from(phys) + k]
+                };
+            }
+            assert_eq!(u32::from_le_bytes(got), want, "{off:#x}/{len}");
+            if konst != 0 {
+                mixed += 1;
+            } else {
+                plain += 1;
+            }
+        }
+    }
+    assert!(plain > 100 && mixed > 0, "both cases seen: {plain} {mixed}");
 }
