@@ -103,9 +103,21 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
         if dev.core().config_rw_user(io.user(), len, phys, false)? != len {
             return Err(EIO);
         }
-        for k in (0..len).filter(|&k| konst & (1 << k) != 0) {
-            let v = values.get((off % 4).saturating_add(k)).ok_or(EINVAL)?;
-            vfio::copy_to_user_at(io, k, core::slice::from_ref(v))?;
+        // Each run of constant bytes in one user copy (an ID and a next pointer: one).
+        let mut k = 0usize;
+        while k < len {
+            if konst & (1 << k) == 0 {
+                k += 1;
+                continue;
+            }
+            let mut e = k + 1;
+            while e < len && konst & (1 << e) != 0 {
+                e += 1;
+            }
+            let at = off % 4;
+            let v = values.get(at + k..at + e).ok_or(EINVAL)?;
+            vfio::copy_to_user_at(io, k, v)?;
+            k = e;
         }
         io.advance(len);
         return Ok(len);
