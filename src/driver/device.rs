@@ -277,6 +277,15 @@ pub(crate) struct PersonaDevice {
 /// `pasid_width` of a persona without PASID.
 const NO_PASID: u32 = u32::MAX;
 
+/// A config access served without `state` (`PersonaDevice::fast`).
+pub(crate) enum Fast {
+    /// Every piece passed through: one access at this physical offset.
+    Span(u16),
+    /// A read of one piece at this physical offset, then the bytes the mask names (bit k: byte
+    /// k of the piece) from the dword's constant bytes.
+    Piece(u16, u8, [u8; 4]),
+}
+
 /// `state` locked; on drop, runs any deferred reset before unlocking.
 pub(crate) struct StateGuard<'a> {
     dev: &'a PersonaDevice,
@@ -424,47 +433,37 @@ impl PersonaDevice {
         }
     }
 
-    /// A read of one naturally aligned piece passed through in place, its other bytes
-    /// constant (`overlay::pass_piece`), read without `state` like [`Self::pass_span`]: the
-    /// physical offset, which bytes of the piece are constant and the dword's constant bytes.
-    pub(crate) fn pass_piece(&self, off: usize, len: usize) -> Option<(u16, u8, [u8; 4])> {
+    /// How a config access of `len` bytes at `off` can be served without `state`, read from the
+    /// pass words under `pass_seq`: [`Fast::Span`] when the persona passes every piece of it
+    /// straight through (`overlay::pass_span`), [`Fast::Piece`] for a read of one piece beside
+    /// constant bytes (`overlay::pass_piece`). `None` sends the access to the locked path, which
+    /// also sees a deferred reset run first.
+    pub(crate) fn fast(&self, off: usize, len: usize, write: bool) -> Option<Fast> {
+        let word = |d: usize| self.pass.get(d).map_or(0, |w| w.load(Relaxed));
+        // The cheapest refusal first (emulated and hidden dwords): one load, no seqcount.
+        if word(off / 4) == 0 {
+            return None;
+        }
         let seq = self.pass_seq.load(Acquire);
         if seq % 2 != 0 || self.reset_pending.load(Relaxed) {
             return None;
         }
-        let d = off / 4;
-        let word = self.pass.get(d)?.load(Relaxed);
-        let (phys, konst) = overlay::pass_piece(word, off, len)?;
-        let values = self.konst.get(d)?.load(Relaxed).to_le_bytes();
+        let fast = match overlay::pass_span(word, off, len, write) {
+            Some(phys) => Fast::Span(phys),
+            None if !write => {
+                let d = off / 4;
+                let (phys, konst) = overlay::pass_piece(word(d), off, len)?;
+                let values = self.konst.get(d)?.load(Relaxed).to_le_bytes();
+                Fast::Piece(phys, konst, values)
+            }
+            None => return None,
+        };
         // Pairs with the Release of the writer's closing increment.
         smp_mb(Read);
         if self.pass_seq.load(Relaxed) != seq {
             return None;
         }
-        Some((phys, konst, values))
-    }
-
-    /// The physical offset a config access of `len` bytes at `off` goes to unchanged, if the
-    /// persona passes every piece of it straight through (`overlay::pass_span`), read without
-    /// `state` under `pass_seq`; `None` sends the access to the locked path, which also sees a
-    /// deferred reset run first.
-    pub(crate) fn pass_span(&self, off: usize, len: usize, write: bool) -> Option<u16> {
-        let seq = self.pass_seq.load(Acquire);
-        if seq % 2 != 0 || self.reset_pending.load(Relaxed) {
-            return None;
-        }
-        let span = overlay::pass_span(
-            |d| self.pass.get(d).map_or(0, |w| w.load(Relaxed)),
-            off,
-            len,
-            write,
-        );
-        // Pairs with the Release of the writer's closing increment.
-        smp_mb(Read);
-        if self.pass_seq.load(Relaxed) != seq {
-            return None;
-        }
-        span
+        Some(fast)
     }
 
     /// The size region `index` is presented at, if it is a BAR or the ROM.
