@@ -14,13 +14,19 @@
 //! device; vfio-pci-core splits it into the same pieces. Only pieces the overlay changes take
 //! the per-piece path below.
 //!
+//! An access passed through whole does not even take the device's `state` lock: the pass words
+//! (`PersonaDevice::fast`) say so under a seqcount, which is odd while they change (a
+//! persona selected, an open, a reset and its re-check) and while a deferred reset is pending
+//! or running; then, and for every other access, the locked path below decides. Such an access
+//! never needs the emulated registers, and vfio-pci-core serialises its own config state.
+//!
 //! vfio-pci-core only takes user buffers, so on the per-piece path the user's buffer doubles as
 //! the bounce buffer: a passthrough read lands in it before the piece's final value is written
 //! over it, and a passthrough write forwards the user's own bytes (the overlay tells which, see
 //! `ConfigAccess::write_from`).
 
 use crate::{
-    device::PersonaDevice,
+    device::{Fast, PersonaDevice},
     persona_core::overlay::{chunk, ConfigAccess, OverlayError},
     vfio::{self, CoreDevice, Device, Io, RegionIo},
 };
@@ -75,6 +81,44 @@ fn overlay_error(e: OverlayError<Error>) -> Error {
 
 /// A read (`write` false) or write of the config region.
 fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Result<usize> {
+    // The common cases without `state` (see the module): every piece passed straight through,
+    // or a read of one piece beside constant bytes (capability IDs and next pointers), one
+    // device read as vfio-pci makes it, then the constants over it.
+    let len = io.len();
+    let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
+    match dev.data().fast(off, len, write) {
+        Some(Fast::Span(phys)) => {
+            if dev.core().config_rw_user(io.user(), len, phys, write)? != len {
+                return Err(EIO);
+            }
+            io.advance(len);
+            return Ok(len);
+        }
+        Some(Fast::Piece(phys, konst, values)) => {
+            if dev.core().config_rw_user(io.user(), len, phys, false)? != len {
+                return Err(EIO);
+            }
+            // Each run of constant bytes in one user copy (an ID and a next pointer: one).
+            let mut k = 0usize;
+            while k < len {
+                if konst & (1 << k) == 0 {
+                    k += 1;
+                    continue;
+                }
+                let mut e = k + 1;
+                while e < len && konst & (1 << e) != 0 {
+                    e += 1;
+                }
+                let at = off % 4;
+                let v = values.get(at + k..at + e).ok_or(EINVAL)?;
+                vfio::copy_to_user_at(io, k, v)?;
+                k = e;
+            }
+            io.advance(len);
+            return Ok(len);
+        }
+        None => {}
+    }
     let mut guard = dev.data().lock_state(dev.core());
     let state = &mut *guard;
     if state.stale {
@@ -89,8 +133,6 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
             dev.core().read(io)
         };
     };
-    let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
-    let len = io.len();
     if off
         .checked_add(len)
         .is_none_or(|end| end > state.dump.len())

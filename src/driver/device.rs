@@ -13,8 +13,16 @@
 //! around `mmap_lock`; waiting there for `state` could deadlock (ABBA). So `reset_done` only sets
 //! `reset_pending` and tries `state`: when it cannot take it, whoever holds `state` runs the reset
 //! when it unlocks (see [`StateGuard`]). This is the deferred-reset pattern of mlx5 and virtio,
-//! with the flag an atomic rather than a second lock: every config access takes `state`, and a
-//! second lock per access costs as much as the access itself under lockdep.
+//! with the flag an atomic rather than a second lock: a second lock per access costs as much as
+//! the access itself under lockdep.
+//!
+//! A config access the persona passes straight through (`crate::config`) takes no lock: it
+//! reads the pass words, a lock-free copy of what such an access needs from the overlay, under
+//! the seqcount `pass_seq`. `state`'s holder makes the count odd before it claims a deferred
+//! reset and even again once the words match the state after it (re-check and `stale`
+//! included); a reader that sees it odd, or changed, or `reset_pending` set, takes `state` like
+//! every other access. So no access acts on the state of before a reset that finished before
+//! the access began.
 //!
 //! # The persona is checked again
 //!
@@ -41,7 +49,7 @@ use crate::{
     migration::Migration,
     persona::{self, Active, Selector},
     persona_core::{
-        overlay::OverlayState,
+        overlay::{self, OverlayState, PASS_WORDS},
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
     vfio::{CoreDevice, RegionIo},
@@ -51,7 +59,7 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        barrier::smp_mb,
+        barrier::{smp_mb, Read},
         lock::mutex::MutexGuard,
         Mutex,
     },
@@ -84,6 +92,8 @@ pub(crate) struct State {
     pub(crate) open: bool,
     /// Migration, for devices with a backend; `None`: no migration feature.
     pub(crate) mig: Option<Migration>,
+    /// The overlay or `stale` changed: the pass words are published again at unlock.
+    pub(crate) pass_dirty: bool,
 }
 
 impl State {
@@ -113,6 +123,7 @@ impl State {
         if self.persona.is_none() {
             return Ok(());
         }
+        self.pass_dirty = true;
         let dev = core.as_dev();
         if let Err(e) = self.refresh(core) {
             dev_err!(
@@ -150,6 +161,14 @@ impl State {
         stale.store(now, Release);
     }
 
+    /// `PersonaDevice::pasid_width`'s value for the persona in force.
+    fn pasid_width(&self) -> u32 {
+        self.persona
+            .as_ref()
+            .and_then(Active::pasid_width)
+            .map_or(NO_PASID, u32::from)
+    }
+
     /// Size each BAR region (0..5) and the ROM is presented at: the persona's, or the device's
     /// (`u64::MAX`: no clamp) without a persona.
     fn presented_sizes(&self) -> [u64; NBARS] {
@@ -180,6 +199,7 @@ impl State {
             regs: KBox::init(pin_init::init_zeroed::<OverlayState>(), GFP_KERNEL)?,
             open: false,
             mig,
+            pass_dirty: true,
         };
         let dev = core.as_dev();
         let wanted = crate::sys::default_persona().to_bytes();
@@ -217,6 +237,7 @@ impl State {
         };
         let active = Active::new(dev, blob, &view, core.pasid_status())?;
         self.persona = Some(active);
+        self.pass_dirty = true;
         self.reset();
         Ok(())
     }
@@ -240,6 +261,29 @@ pub(crate) struct PersonaDevice {
     bar_size: [Atomic<u64>; NBARS],
     /// Mirror of `State::stale`, for paths that do not take `state` (mmap).
     pub(crate) stale: Atomic<bool>,
+    /// PASID width of the persona in force (`NO_PASID`: it has no PASID capability), written
+    /// with `state` held when the persona changes, read without it (PASID attach).
+    pasid_width: Atomic<u32>,
+    /// The overlay's pass words (`OverlayMap::pass_word`, all 0 when stale or without a
+    /// persona): what a config access passed straight through needs, readable without `state`.
+    pass: [Atomic<u32>; PASS_WORDS],
+    /// The constant bytes' values of each dword (`OverlayMap::const_word`), with `pass`.
+    konst: [Atomic<u32>; PASS_WORDS],
+    /// Seqcount of `pass` and `konst`: odd while `state`'s holder rewrites them or runs a
+    /// deferred reset.
+    pass_seq: Atomic<u32>,
+}
+
+/// `pasid_width` of a persona without PASID.
+const NO_PASID: u32 = u32::MAX;
+
+/// A config access served without `state` (`PersonaDevice::fast`).
+pub(crate) enum Fast {
+    /// Every piece passed through: one access at this physical offset.
+    Span(u16),
+    /// A read of one piece at this physical offset, then the bytes the mask names (bit k: byte
+    /// k of the piece) from the dword's constant bytes.
+    Piece(u16, u8, [u8; 4]),
 }
 
 /// `state` locked; on drop, runs any deferred reset before unlocking.
@@ -277,9 +321,18 @@ impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
         loop {
             if let Some(state) = self.guard.as_deref_mut() {
-                while self.dev.reset_pending.xchg(false, Full) {
-                    state.reset();
-                    state.after_reset(self.core, &self.dev.stale);
+                let dev = self.dev;
+                if state.pass_dirty || dev.reset_pending.load(Relaxed) {
+                    // Odd from before a deferred reset is claimed until the pass words are
+                    // new: a reader without `state` never acts on words a reset is replacing.
+                    dev.pass_seq.fetch_add(1, Full);
+                    while dev.reset_pending.xchg(false, Full) {
+                        state.reset();
+                        state.after_reset(self.core, &dev.stale);
+                    }
+                    dev.publish_pass(state);
+                    state.pass_dirty = false;
+                    dev.pass_seq.fetch_add(1, Release);
                 }
             }
             drop(self.guard.take());
@@ -310,6 +363,7 @@ impl PersonaDevice {
         let sizes = state
             .as_ref()
             .map_or([u64::MAX; NBARS], |s| s.presented_sizes());
+        let width = state.as_ref().map_or(NO_PASID, State::pasid_width);
         try_pin_init!(PersonaDevice {
             state <- new_mutex!(state?),
             reset_pending: Atomic::new(false),
@@ -317,6 +371,11 @@ impl PersonaDevice {
             trapped_bar,
             bar_size: sizes.map(Atomic::new),
             stale: Atomic::new(false),
+            pasid_width: Atomic::new(width),
+            // Published at the first unlock (`pass_dirty`); no access comes before an open.
+            pass <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
+            konst <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
+            pass_seq: Atomic::new(0),
         })
     }
 
@@ -348,11 +407,63 @@ impl PersonaDevice {
         }
     }
 
-    /// Publishes the presented BAR sizes of the persona in force (with `state` held).
+    /// Publishes the presented BAR sizes and the PASID width of the persona in force (with
+    /// `state` held).
     pub(crate) fn publish(&self, state: &State) {
         for (a, v) in self.bar_size.iter().zip(state.presented_sizes()) {
             a.store(v, Release);
         }
+        self.pasid_width.store(state.pasid_width(), Release);
+    }
+
+    /// The PASID width the persona in force advertises; `None` when it has no PASID capability.
+    pub(crate) fn pasid_width(&self) -> Option<u32> {
+        Some(self.pasid_width.load(Acquire)).filter(|&w| w != NO_PASID)
+    }
+
+    /// Rewrites the pass words from the overlay in force (with `state` held, `pass_seq` odd).
+    fn publish_pass(&self, state: &State) {
+        let map = match &state.persona {
+            Some(a) if !state.stale => Some(&a.map),
+            _ => None,
+        };
+        for (d, (w, c)) in self.pass.iter().zip(self.konst.iter()).enumerate() {
+            w.store(map.map_or(0, |m| m.pass_word(d)), Relaxed);
+            c.store(map.map_or(0, |m| m.const_word(d)), Relaxed);
+        }
+    }
+
+    /// How a config access of `len` bytes at `off` can be served without `state`, read from the
+    /// pass words under `pass_seq`: [`Fast::Span`] when the persona passes every piece of it
+    /// straight through (`overlay::pass_span`), [`Fast::Piece`] for a read of one piece beside
+    /// constant bytes (`overlay::pass_piece`). `None` sends the access to the locked path, which
+    /// also sees a deferred reset run first.
+    pub(crate) fn fast(&self, off: usize, len: usize, write: bool) -> Option<Fast> {
+        let word = |d: usize| self.pass.get(d).map_or(0, |w| w.load(Relaxed));
+        // The cheapest refusal first (emulated and hidden dwords): one load, no seqcount.
+        if word(off / 4) == 0 {
+            return None;
+        }
+        let seq = self.pass_seq.load(Acquire);
+        if seq % 2 != 0 || self.reset_pending.load(Relaxed) {
+            return None;
+        }
+        let fast = match overlay::pass_span(word, off, len, write) {
+            Some(phys) => Fast::Span(phys),
+            None if !write => {
+                let d = off / 4;
+                let (phys, konst) = overlay::pass_piece(word(d), off, len)?;
+                let values = self.konst.get(d)?.load(Relaxed).to_le_bytes();
+                Fast::Piece(phys, konst, values)
+            }
+            None => return None,
+        };
+        // Pairs with the Release of the writer's closing increment.
+        smp_mb(Read);
+        if self.pass_seq.load(Relaxed) != seq {
+            return None;
+        }
+        Some(fast)
     }
 
     /// The size region `index` is presented at, if it is a BAR or the ROM.

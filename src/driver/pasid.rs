@@ -12,20 +12,15 @@ use kernel::prelude::*;
 /// Attaches `pasid` of the device to the IOAS or HWPT `pt_id` when the persona in force
 /// advertises PASID and `pasid` fits its width; `EOPNOTSUPP` without PASID, `EINVAL` for PASID 0
 /// or one too wide.
+///
+/// The width is the one published when the persona was selected (the persona cannot change
+/// while the device is open), so an attach neither takes `state` nor parses the persona.
 pub(crate) fn attach_ioas(dev: &Device<PersonaDevice, Io>, pasid: u32, pt_id: &mut u32) -> Result {
-    let width = {
-        let state = dev.data().lock_state(dev.core());
-        let info = state
-            .persona
-            .as_ref()
-            .and_then(|a| a.persona().ok())
-            .and_then(|p| p.pasid());
-        // A persona without PASID presents no PASID capability: the device has none.
-        info.ok_or(EOPNOTSUPP)?.width
-    };
+    // A persona without PASID presents no PASID capability: the device has none.
+    let width = dev.data().pasid_width().ok_or(EOPNOTSUPP)?;
     // PASID 0 is the RID's (vfio would otherwise attach the RID through the PASID path), and
     // a PASID must fit the width the persona advertises.
-    if pasid == 0 || u64::from(pasid) >= 1u64 << width {
+    if pasid == 0 || u64::from(pasid) >= 1u64.checked_shl(width).unwrap_or(u64::MAX) {
         return Err(EINVAL);
     }
     dev.core().pasid_attach_ioas(pasid, pt_id)

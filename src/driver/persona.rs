@@ -35,6 +35,8 @@ pub(crate) struct Active {
     blob: KVVec<u8>,
     /// Per-byte lookup of the presented config space.
     pub(crate) map: KBox<OverlayMap>,
+    /// The width of the persona's PASID capability, if it has one (read at every attach).
+    pasid_width: Option<u8>,
 }
 
 impl Active {
@@ -62,6 +64,7 @@ impl Active {
         if !check_logged(dev, &p, view, pasid, "refused for this device") {
             return Err(EINVAL);
         }
+        let pasid_width = p.pasid().map(|i| i.width);
         let mut map = KBox::init(pin_init::init_zeroed::<OverlayMap>(), GFP_KERNEL)?;
         map.build(&p, view.config).map_err(|e| {
             dev_err!(
@@ -71,7 +74,11 @@ impl Active {
             );
             EINVAL
         })?;
-        Ok(Active { blob, map })
+        Ok(Active {
+            blob,
+            map,
+            pasid_width,
+        })
     }
 
     /// Checks the persona again against the device as it is now (`view`: at open, after a
@@ -100,6 +107,11 @@ impl Active {
             );
             EIO
         })
+    }
+
+    /// The width of the persona's PASID capability; `None` without one.
+    pub(crate) fn pasid_width(&self) -> Option<u8> {
+        self.pasid_width
     }
 
     /// Size each BAR (0..5) and the ROM is presented at.

@@ -384,6 +384,151 @@ impl OverlayMap {
     }
 }
 
+/// Number of [`OverlayMap::pass_word`] summaries: one per config dword.
+pub const PASS_WORDS: usize = SPACE / 4;
+/// Bits of a pass word holding the physical dword.
+const PASS_DWORD_MASK: u32 = 0x3ff;
+/// Shift of the 4 read bits (one per byte of the dword) of a pass word.
+const PASS_READ_SHIFT: u32 = 16;
+/// Shift of the 4 write bits of a pass word.
+const PASS_WRITE_SHIFT: u32 = 20;
+/// Shift of the 4 constant bits of a pass word.
+const PASS_CONST_SHIFT: u32 = 24;
+
+impl OverlayMap {
+    /// A summary of config dword `d` made of plain integers, so that the kernel glue can keep
+    /// a copy readable without its lock: bits 9:0 a physical dword `P`, bit 16 + k set when
+    /// byte k of the dword passes through unchanged to physical byte `4 * P + k` (pinned or
+    /// dynamic), bit 20 + k when it does so for a write too (dynamic), bit 24 + k when the byte
+    /// is emulated with nothing writable (its value never leaves the reset value,
+    /// [`OverlayMap::const_word`]: capability IDs and next pointers). 0 passes nothing.
+    ///
+    /// `P` is the dword of the first byte that passes through at its own place in a dword;
+    /// bytes mapped elsewhere are left out, so [`pass_span`] on these words never says more
+    /// than [`OverlayMap::passthrough`] does.
+    #[must_use]
+    pub fn pass_word(&self, d: usize) -> u32 {
+        let base = d.saturating_mul(4);
+        let mut dword = None;
+        let mut word = 0u32;
+        for k in 0..4u32 {
+            let ku = usize::try_from(k).unwrap_or(0);
+            let (rule, phys) = self.at(base.saturating_add(ku));
+            if rule == Rule::Emulated && self.wmask.get(phys).copied() == Some(0) {
+                word |= 1u32.wrapping_shl(PASS_CONST_SHIFT.wrapping_add(k));
+                continue;
+            }
+            if !rule.is_pass() || phys % 4 != ku {
+                continue;
+            }
+            let p = *dword.get_or_insert(phys / 4);
+            if phys / 4 != p {
+                continue;
+            }
+            word |= 1u32.wrapping_shl(PASS_READ_SHIFT.wrapping_add(k));
+            if rule == Rule::Dynamic {
+                word |= 1u32.wrapping_shl(PASS_WRITE_SHIFT.wrapping_add(k));
+            }
+        }
+        match dword {
+            Some(p) => word | (u32::try_from(p).unwrap_or(0) & PASS_DWORD_MASK),
+            // Constants alone are served by the locked path: nothing to read from the device.
+            None => 0,
+        }
+    }
+
+    /// The values of the constant bytes of config dword `d` (see [`OverlayMap::pass_word`]),
+    /// little-endian; 0 in every other byte.
+    #[must_use]
+    pub fn const_word(&self, d: usize) -> u32 {
+        let base = d.saturating_mul(4);
+        let mut b = [0u8; 4];
+        for (k, v) in b.iter_mut().enumerate() {
+            let (rule, slot) = self.at(base.saturating_add(k));
+            if rule == Rule::Emulated && self.wmask.get(slot).copied() == Some(0) {
+                *v = self.reset.get(slot).copied().unwrap_or(0);
+            }
+        }
+        u32::from_le_bytes(b)
+    }
+}
+
+/// A read of one naturally aligned piece (`len` 1, 2 or 4 at `off`) from its pass word `word`:
+/// when every byte of it passes through in place or is constant, and at least one passes, the
+/// physical offset to read the whole piece at and which of its bytes (bit k: byte k of the
+/// piece) then take their constant value instead. Constant bytes are emulated, never hidden:
+/// the device's byte behind one is read along with its neighbours, in one device read as
+/// vfio-pci would make, and its value discarded.
+#[must_use]
+pub fn pass_piece(word: u32, off: usize, len: usize) -> Option<(u16, u8)> {
+    if !matches!(len, 1 | 2 | 4) || off.checked_rem(len) != Some(0) || off >= SPACE {
+        return None;
+    }
+    let k = u32::try_from(off % 4).ok()?;
+    let ones: u32 = match len {
+        4 => 0xf,
+        2 => 0x3,
+        _ => 0x1,
+    };
+    let read = (word >> PASS_READ_SHIFT.wrapping_add(k)) & ones;
+    let konst = (word >> PASS_CONST_SHIFT.wrapping_add(k)) & ones;
+    if read == 0 || read | konst != ones {
+        return None;
+    }
+    let phys = usize::try_from(word & PASS_DWORD_MASK)
+        .ok()?
+        .checked_mul(4)?
+        .checked_add(off % 4)?;
+    Some((u16::try_from(phys).ok()?, u8::try_from(konst & !read).ok()?))
+}
+
+/// The physical offset a whole access of `len` bytes at `off` goes to unchanged, from the pass
+/// words `word(d)` ([`OverlayMap::pass_word`]): every naturally aligned piece of the access
+/// passes through, at consecutive physical offsets. vfio-pci-core then splits the one access at
+/// that offset into the same pieces, each served as [`OverlayMap::passthrough`] says.
+#[must_use]
+pub fn pass_span(
+    mut word: impl FnMut(usize) -> u32,
+    off: usize,
+    len: usize,
+    write: bool,
+) -> Option<u16> {
+    let shift = if write {
+        PASS_WRITE_SHIFT
+    } else {
+        PASS_READ_SHIFT
+    };
+    let end = off.checked_add(len).filter(|&e| e <= SPACE && len > 0)?;
+    let mut start = None;
+    let mut pos = off;
+    while pos < end {
+        let n = chunk(pos, end.saturating_sub(pos));
+        let w = word(pos / 4);
+        let k = pos % 4;
+        // The piece's bytes, all passing through to the same physical dword.
+        let ones = match n {
+            4 => 0xf,
+            2 => 0x3,
+            _ => 0x1,
+        };
+        let bits = ones << shift.wrapping_add(u32::try_from(k).ok()?);
+        if w & bits != bits {
+            return None;
+        }
+        let phys = usize::try_from(w & PASS_DWORD_MASK)
+            .ok()?
+            .checked_mul(4)?
+            .checked_add(k)?;
+        let rel = pos.checked_sub(off)?;
+        let s = *start.get_or_insert(phys.checked_sub(rel)?);
+        if s.checked_add(rel)? != phys {
+            return None;
+        }
+        pos = pos.checked_add(n)?;
+    }
+    start.and_then(|s| u16::try_from(s).ok())
+}
+
 /// The last physical capability resolved while building, so that each capability's chain walk
 /// happens once per run of bytes rather than once per byte.
 #[derive(Default)]

@@ -9,7 +9,9 @@
 
 mod persona_support;
 
-use persona_core::overlay::{ConfigAccess, OverlayError, OverlayMap, OverlayState};
+use persona_core::overlay::{
+    chunk, pass_piece, pass_span, ConfigAccess, OverlayError, OverlayMap, OverlayState, PASS_WORDS,
+};
 use persona_core::pci::{self, Space};
 use persona_core::persona::derive::{derive, DeriveOptions, PasidRequest};
 use persona_core::persona::format::MAX_BLOB;
@@ -336,4 +338,120 @@ fn passthrough_is_exactly_one_unchanged_device_access() {
         }
     }
     assert!(some > 1000 && none > 100, "both cases seen: {some} {none}");
+}
+
+/// `pass_span` over the maps' pass words (the copy the kernel glue reads without its lock) says
+/// `Some(phys)` only for an access whose every naturally aligned piece `passthrough` serves at
+/// `phys` plus the piece's place, so one device access at `phys` is the overlay's own answer;
+/// and it finds the common case (whole dwords passed through in place).
+#[test]
+fn pass_span_is_passthrough_of_every_piece() {
+    let (blob, _m) = persona();
+    let p = PersonaRef::parse(&blob).unwrap();
+    let dump = nvme_ext();
+    let mut map = Box::<OverlayMap>::default();
+    map.build(&p, &dump).unwrap();
+    let words: Vec<u32> = (0..PASS_WORDS).map(|d| map.pass_word(d)).collect();
+    let (mut some, mut none) = (0, 0);
+    for len in [1usize, 2, 3, 4, 5, 7, 8, 12, 64, 256] {
+        for off in 0..4096usize {
+            for write in [false, true] {
+                let got = pass_span(|d| words[d], off, len, write);
+                if off + len > 4096 {
+                    assert_eq!(got, None, "{off:#x}+{len} past the space");
+                    continue;
+                }
+                let mut pos = off;
+                let mut all = true;
+                while pos < off + len {
+                    let n = chunk(pos, off + len - pos);
+                    let want = map.passthrough(pos as u16, n as u8, write);
+                    if let Some(phys) = got {
+                        assert_eq!(
+                            want,
+                            Some(phys + (pos - off) as u16),
+                            "{off:#x}+{len} write {write}: piece {pos:#x}/{n}"
+                        );
+                    }
+                    // In place: the pass words must find it.
+                    all &= want == Some(pos as u16);
+                    pos += n;
+                }
+                if all {
+                    assert_eq!(
+                        got,
+                        Some(off as u16),
+                        "{off:#x}+{len} write {write} in place"
+                    );
+                }
+                if got.is_some() {
+                    some += 1;
+                } else {
+                    none += 1;
+                }
+            }
+        }
+    }
+    assert!(some > 1000 && none > 1000, "both cases seen: {some} {none}");
+    // The relocated PCIe capability (0x80 on the device, 0xc0 presented) passes in one span.
+    assert_eq!(pass_span(|d| words[d], 0xc4, 8, false), Some(0x84));
+}
+
+/// `pass_piece` on the pass words says `Some((phys, constant bytes))` only for a piece whose
+/// value, as the overlay serves it, is the device's bytes at `phys` with the constant bytes
+/// taken from `const_word`, whatever the emulated registers were written to before; and it
+/// finds pieces mixing both (capability IDs and next pointers beside passed-through flags).
+#[test]
+fn pass_piece_is_the_overlay_read() {
+    let (_, mut m) = persona();
+    // Beside pinned bytes (0x210..0x220): a hidden byte, a writable emulated byte, a constant.
+    m.set_rule(0x211, 0x212, Rule::Hidden);
+    m.set_emulated(0x215, 0x3c, 0xff);
+    m.set_emulated(0x219, 0x5a, 0);
+    m.apply_layout();
+    let mut blob = vec![0u8; MAX_BLOB];
+    let n = m.encode(&mut blob).expect("encode");
+    blob.truncate(n);
+    let p = PersonaRef::parse(&blob).unwrap();
+    let dump = nvme_ext();
+    let mut map = Box::<OverlayMap>::default();
+    map.build(&p, &dump).unwrap();
+    let mut st = Box::<OverlayState>::default();
+    st.reset(&map);
+    let mut dev = Dev {
+        mem: dump.clone(),
+        user: 0,
+    };
+    // Every writable bit of the emulated registers (and the device's dynamic bytes) changed.
+    for off in (0..4096u16).step_by(4) {
+        let v = u32::from(off).wrapping_mul(0x9e37_79b9) ^ 0xa5a5_5a5a;
+        dev.user = v;
+        map.write(&mut st, &mut dev, off, 4, v).unwrap();
+    }
+    let words: Vec<u32> = (0..PASS_WORDS).map(|d| map.pass_word(d)).collect();
+    let (mut plain, mut mixed) = (0, 0);
+    for len in [1usize, 2, 4] {
+        for off in (0..4096usize).step_by(len) {
+            let Some((phys, konst)) = pass_piece(words[off / 4], off, len) else {
+                continue;
+            };
+            let want = map.read(&st, &mut dev, off as u16, len as u8).unwrap();
+            let c = map.const_word(off / 4).to_le_bytes();
+            let mut got = [0u8; 4];
+            for k in 0..len {
+                got[k] = if konst & (1 << k) != 0 {
+                    c[off % 4 + k]
+                } else {
+                    dev.mem[usize::from(phys) + k]
+                };
+            }
+            assert_eq!(u32::from_le_bytes(got), want, "{off:#x}/{len}");
+            if konst != 0 {
+                mixed += 1;
+            } else {
+                plain += 1;
+            }
+        }
+    }
+    assert!(plain > 100 && mixed > 0, "both cases seen: {plain} {mixed}");
 }

@@ -148,14 +148,30 @@ impl Session {
 
 /// Bytes moved between user memory and a session per step.
 const CHUNK: usize = 256;
+/// Largest bounce buffer a large `read()` or `write()` allocates: each piece costs a lock of the
+/// session's mutex (under lockdep in the test kernels), a user copy and a pass of the codec's
+/// state machine, too much per 256 bytes for a memory BAR of many MiB.
+const BIG_CHUNK: usize = 64 * 1024;
+
+/// The bounce buffer for a transfer of `len` bytes: `big`, allocated up to [`BIG_CHUNK`], for a
+/// transfer larger than `small`, else (or when the allocation fails) `small`.
+fn bounce<'a>(len: usize, small: &'a mut [u8; CHUNK], big: &'a mut KVVec<u8>) -> &'a mut [u8] {
+    if len > CHUNK && big.resize(len.min(BIG_CHUNK), 0, GFP_KERNEL).is_ok() {
+        big
+    } else {
+        small
+    }
+}
 
 #[vtable]
 impl DataFileOps for Session {
     fn read(&self, buf: UserPtr, len: usize) -> Result<usize> {
-        let mut bounce = [0u8; CHUNK];
+        let mut small = [0u8; CHUNK];
+        let mut big = KVVec::new();
+        let bounce = bounce(len, &mut small, &mut big);
         let mut done = 0usize;
         while done < len {
-            let want = (len - done).min(CHUNK);
+            let want = (len - done).min(bounce.len());
             // Encode a piece under the session's mutex; copy it out with the mutex dropped.
             let n = {
                 let mut inner = self.inner.lock();
@@ -211,14 +227,22 @@ impl DataFileOps for Session {
     }
 
     fn write(&self, buf: UserPtr, len: usize) -> Result<usize> {
-        let mut bounce = [0u8; CHUNK];
+        let mut small = [0u8; CHUNK];
+        let mut big = KVVec::new();
+        let bounce = bounce(len, &mut small, &mut big);
         let mut done = 0usize;
+        let mut step = bounce.len();
         while done < len {
-            let n = (len - done).min(CHUNK);
+            let n = (len - done).min(step);
             // Copy a piece in with no lock held; decode it under the session's mutex.
             let r = UserSlice::new(buf.wrapping_byte_add(done), n)
                 .reader()
                 .read_slice(&mut bounce[..n]);
+            if r.is_err() && n > CHUNK {
+                // Take what comes before the fault in small pieces, as the small buffer does.
+                step = CHUNK;
+                continue;
+            }
             if let Err(e) = r {
                 // The bytes before the fault were taken: say so, as `write()` does.
                 if done > 0 {
