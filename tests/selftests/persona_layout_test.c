@@ -46,15 +46,13 @@ FIXTURE(layout) {
 
 FIXTURE_SETUP(layout)
 {
-	int i;
-
 	self->bdf[0] = pvp_env("PVP_BDF_A");
 	self->bdf[1] = pvp_env("PVP_BDF_B");
 	self->d[0].devfd = self->d[1].devfd = -1;
 	if (!self->bdf[0] || !self->bdf[1])
 		SKIP(return, "PVP_BDF_A and PVP_BDF_B name two edu functions");
-	for (i = 0; i < 2; i++)
-		ASSERT_EQ(0, pvp_dev_open(self->bdf[i], &self->d[i])) TH_LOG("%s", self->bdf[i]);
+	ASSERT_EQ(0, pvp_dev_open(self->bdf[0], &self->d[0]));
+	ASSERT_EQ(0, pvp_dev_open(self->bdf[1], &self->d[1]));
 }
 
 FIXTURE_TEARDOWN(layout)
@@ -115,10 +113,8 @@ TEST_F(layout, cross_layout_physical_config_differs)
 	memset(a + PCI_BASE_ADDRESS_0, 0, 24);
 	memset(b + PCI_BASE_ADDRESS_0, 0, 24);
 	a[PCI_INTERRUPT_LINE] = b[PCI_INTERRUPT_LINE] = 0;
-	EXPECT_NE(0, memcmp(a, b, na)) TH_LOG("%s and %s have the same physical config space",
-					     self->bdf[0], self->bdf[1]);
-	TH_LOG("capability pointer: 0x%02x on %s, 0x%02x on %s", a[PCI_CAPABILITY_LIST],
-	       self->bdf[0], b[PCI_CAPABILITY_LIST], self->bdf[1]);
+	EXPECT_LT(0, diff_bytes(_metadata, "physical", a, b, na))
+		TH_LOG("%s and %s have the same physical config space", self->bdf[0], self->bdf[1]);
 }
 
 /*

@@ -130,7 +130,7 @@ for b in $e0 $e1; do
 done
 tap_kselftest "cross-layout $e0 (plain) / $e1 (modified)" env PVP_BDF_A="$e0" PVP_BDF_B="$e1" \
 	"$ST/persona_layout_test"
-grep -E '# (capability pointer|config region|.*MSI delivered)' "$1.log" | tail -n 4 | tee -a "$1"
+grep -E ':(physical: byte|config region|.*MSI delivered)' "$1.log" | tail -n 12 | sed 's/^# # [^:]*:[0-9]*:/# /' | tee -a "$1"
 
 # 4. Migration both ways.
 tap_kselftest "cross-layout migration $e0 (plain) -> $e1 (modified)" env PVP_BDF_A="$e0" PVP_BDF_B="$e1" \
@@ -147,6 +147,13 @@ o=$($VP capture "$e1" -o "$T/b.dump" 2>&1 && $VP derive "$T/b.dump" --name edu-l
 tap_ok $? "cross-layout: derive edu-layout-b@1.0 from the modified $e1" "$o"
 choose "$e1" edu-layout-b@1.0
 tap_ok $? "cross-layout: edu-layout-b@1.0 selected on $e1 (its own layout)" "$(cat "$T/bind.out")"
+# The comparison is not vacuous: with $e1 on its own layout's persona and $e0 still on
+# edu-cross@1.0, the config regions differ and the test says where.
+o=$(env PVP_BDF_A="$e0" PVP_BDF_B="$e1" "$ST/persona_layout_test" -t cross_layout_config_regions_identical 2>&1)
+rc=$?
+d=$(echo "$o" | grep -o 'byte 0x[0-9a-f]* differs' | sed 's/byte \(.*\) differs/\1/' | sort -u | head -n 8 | tr '\n' ' ')
+tap_ok "$([ $rc != 0 ] && [ -n "$d" ]; echo $?)" \
+	"cross-layout: with $e1 on edu-layout-b@1.0 the config-region comparison fails (at $d)" "$(echo "$o" | tail -n 12)"
 mark
 choose "$e0" edu-layout-b@1.0
 rc=$?
