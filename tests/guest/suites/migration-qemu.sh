@@ -454,13 +454,14 @@ qmp_ready B || fatal "cross-layout: QEMU B (owning $e1) starts and answers QMP" 
 wait_for "$W/A.serial" "@@ready" "$BOOT_TIMEOUT" A
 grep -qF "@@ready" "$W/A.serial" || fatal "cross-layout: inner guest boots in QEMU A within $BOOT_TIMEOUT s" "$(tail -n 5 "$W/A.log")"
 cfg_cmd='busybox od -A n -t x1 -v /sys/bus/pci/devices/$E/config'
+# The command register too: enable first, then the dump.
+o=$(inner A "r enable w32:0x04:0x13572468 r32:0x04")
+expect "cross-layout: A: liveness written" "$(reg "$o" r32 0x04)" 0xeca8db97
 c1=$(inner A "$cfg_cmd")
 tap_ok $? "cross-layout: the inner guest (A, on $e0) dumps its edu's config space" "$c1"
 expect "cross-layout: A: 256 config bytes, subsystem 1af4:1100, MSI at 0x40" \
 	"$(echo "$c1" | wc -w) $(echo "$c1" | cut -d' ' -f45-48) $(echo "$c1" | cut -d' ' -f53,65)" \
 	"256 f4 1a 00 11 40 05"
-o=$(inner A "r enable w32:0x04:0x13572468 r32:0x04")
-expect "cross-layout: A: liveness written" "$(reg "$o" r32 0x04)" 0xeca8db97
 o=$(set_caps B && qmp B migrate-incoming "{\"uri\":\"unix:$W/layout.sock\",\"exit-on-error\":false}")
 tap_ok $? "cross-layout: B listening on a unix socket" "$o"
 o=$(set_caps A && qmp A migrate "{\"uri\":\"unix:$W/layout.sock\"}")
