@@ -73,7 +73,7 @@ selftests: $(KERNEL_DEP)
 
 # Test-only guest kernel modules (tests/fixtures; never part of the driver), into build/fixtures
 # (build/fixtures-debug for the debug flavour).
-FIXTURES := pasid klog
+FIXTURES := pasid klog layout
 fixtures: $(KERNEL_DEP)
 	+@for f in $(FIXTURES); do mkdir -p build/fixtures$(FLAVOUR_SUFFIX)/$$f && \
 		$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/fixtures/$$f MO=$(CURDIR)/build/fixtures$(FLAVOUR_SUFFIX)/$$f LLVM=$(LLVM) modules || exit 1; done

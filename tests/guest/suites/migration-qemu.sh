@@ -17,6 +17,9 @@
 #   4. E1 gets persona edu-identity@1.1 (same layout, another version); a QEMU D owning it is
 #      the destination of C: the migration fails with our errno's text (EPROTO, "Protocol
 #      error") and C keeps running: status "running", the inner guest answers, state intact.
+#   5. Cross-layout: the layout fixture moves E1's MSI behind a vendor-specific capability;
+#      under one persona on both, a new inner guest's config dump is byte-identical before
+#      and after a live migration from E0 to E1.
 # Every wait has a timeout; every QEMU is killed on the way out. Each phase's time and QEMU's
 # reported times (total, downtime) are TAP comments; QEMU's own warnings become diagnostics.
 # Usage: migration-qemu.sh FILE.tap
@@ -217,7 +220,8 @@ cleanup() {
 	done
 	for _p in $bg_pids; do kill "$_p" 2>/dev/null; done
 	for _b in $e0 $e1; do pvp-bind "$_b" none >/dev/null 2>&1; done
-	rm -rf "$W" "$FWD/$P_BAD.bin"
+	grep -q '^layout_fixture ' /proc/modules && rmmod layout_fixture
+	rm -rf "$W" "$FWD/$P_BAD.bin" "$FWD/edu-cross@1.0.bin"
 }
 finish() {
 	cleanup
@@ -421,5 +425,74 @@ expect "C: the edu still computes (factorial of 5)" "$(reg "$o" r32 0x08)" 0x000
 qemu_stop D
 qemu_stop C
 phase_done "refused migration to another persona"
+
+# --- 5. Cross-layout (issue 13): E1 presents another firmware revision's layout ---
+# The layout fixture (tests/fixtures/layout) gives E1 other subsystem IDs, a vendor-specific
+# capability at 0x40 and MSI at 0x60; persona edu-cross@1.0 (edu-identity with the subsystem
+# IDs emulated and a vendor-specific capability hidden) presents the plain layout on both. A
+# new inner guest in A (owning E0) reads its edu's config space; A migrates live to B (owning
+# E1); the inner guest, now in B, reads the same bytes, and the state it wrote.
+LFX=${PVP_FIXTURES:-/repo/build/fixtures}/layout/layout_fixture.ko
+pvp-bind "$e1" none >/dev/null 2>&1
+o=$(insmod "$LFX" bdf="$e1" 2>&1)
+tap_ok $? "cross-layout: layout_fixture loaded on $e1" "$o"
+expect "cross-layout: $e1's physical config has the vendor-specific capability at 0x40, MSI at 0x60" \
+	"$(od -A n -t x1 -j 64 -N 2 "/sys/bus/pci/devices/$e1/config" | tr -d ' \n')" 0960
+sed -e 's/^name = .*/name = "edu-cross"/' \
+	-e 's/^emulated = \[\]$/emulated = ["subsystem-vendor", "subsystem-device"]/' "$G/edu-identity.toml" |
+	awk '/^# Byte rules/ && !done { print "[[capability]]\nkind = \"hidden\"\nspace = \"standard\"\nid = 0x09\n"; done = 1 }
+	{ print }' >"$W/edu-cross.toml"
+o=$(vfio-persona compile "$W/edu-cross.toml" -o "$FWD/edu-cross@1.0.bin" 2>&1)
+tap_ok $? "cross-layout: persona edu-cross@1.0 compiles" "$o"
+for b in $e0 $e1; do
+	pvp-bind "$b" none >/dev/null 2>&1
+	o=$(vfio-persona bind "$b" --persona edu-cross@1.0 2>&1)
+	tap_ok $? "cross-layout: $b bound with persona edu-cross@1.0" "$o"
+done
+qemu_start A "$e0"
+qmp_ready A || fatal "cross-layout: QEMU A (owning $e0) starts and answers QMP" "$(cat "$W/A.log")"
+qemu_start B "$e1" -incoming defer
+qmp_ready B || fatal "cross-layout: QEMU B (owning $e1) starts and answers QMP" "$(cat "$W/B.log")"
+wait_for "$W/A.serial" "@@ready" "$BOOT_TIMEOUT" A
+grep -qF "@@ready" "$W/A.serial" || fatal "cross-layout: inner guest boots in QEMU A within $BOOT_TIMEOUT s" "$(tail -n 5 "$W/A.log")"
+cfg_cmd='busybox od -A n -t x1 -v /sys/bus/pci/devices/$E/config'
+# The command register too: enable first, then the dump.
+o=$(inner A "r enable w32:0x04:0x13572468 r32:0x04")
+expect "cross-layout: A: liveness written" "$(reg "$o" r32 0x04)" 0xeca8db97
+c1=$(inner A "$cfg_cmd")
+tap_ok $? "cross-layout: the inner guest (A, on $e0) dumps its edu's config space" "$c1"
+expect "cross-layout: A: 256 config bytes, subsystem 1af4:1100, MSI at 0x40" \
+	"$(echo "$c1" | wc -w) $(echo "$c1" | cut -d' ' -f45-48) $(echo "$c1" | cut -d' ' -f53,65)" \
+	"256 f4 1a 00 11 40 05"
+o=$(set_caps B && qmp B migrate-incoming "{\"uri\":\"unix:$W/layout.sock\",\"exit-on-error\":false}")
+tap_ok $? "cross-layout: B listening on a unix socket" "$o"
+o=$(set_caps A && qmp A migrate "{\"uri\":\"unix:$W/layout.sock\"}")
+tap_ok $? "cross-layout: A: live migrate to B accepted" "$o"
+m=$(migration_wait A 240)
+expect "cross-layout: live migration $e0 (plain) -> $e1 (modified) completed" "$(field "$m" status)" completed
+[ "$(field "$m" status)" = completed ] || fatal "cross-layout: live migration A -> B worked" "$m $(cat "$W/B.log")"
+tap_diag "cross-layout A -> B live: total $(field "$m" total-time) ms, downtime $(field "$m" downtime) ms"
+for _ in $(seq 30); do [ "$(status B)" = running ] && break; sleep 1; done
+expect "cross-layout: B runs after the migration" "$(status B)" running
+qemu_stop A
+c2=$(inner B "$cfg_cmd")
+rc=$?
+if [ $rc = 124 ]; then
+	# Seen once at load 17: no answer to the first command after the switchover within
+	# inner's 90 s, the next one answered. Ask once more, saying so, with the console's tail.
+	tap_diag "cross-layout: B: no answer within 90 s, asking again; console: $(tail -n 3 "$W/B.serial" | tr -d '\r' | cut -c1-160 | tr '\n' '|')"
+	c2=$(inner B "$cfg_cmd")
+	rc=$?
+fi
+tap_ok $rc "cross-layout: the inner guest (B, on $e1) dumps its edu's config space" "$c2"
+expect "cross-layout: the inner guest's config dump is byte-identical after the migration" "$c2" "$c1"
+o=$(inner B "r r32:0x04 w32:0x08:5 idle:0x20:1 r32:0x08")
+expect "cross-layout: B: liveness as written, and the edu computes 5!" \
+	"$(reg "$o" r32 0x04) $(reg "$o" r32 0x08)" "0xeca8db97 0x00000078"
+qemu_stop B
+for b in $e0 $e1; do pvp-bind "$b" none >/dev/null 2>&1; done
+o=$(rmmod layout_fixture 2>&1)
+tap_ok $? "cross-layout: layout_fixture unloaded" "$o"
+phase_done "cross-layout live migration"
 
 finish
