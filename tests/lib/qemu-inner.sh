@@ -32,12 +32,17 @@ alive() {
 	_p=$(pid_of "$1")
 	[ -n "$_p" ] && [ -r "/proc/$_p/stat" ] && [ "$(cut -d' ' -f3 "/proc/$_p/stat" 2>/dev/null)" != Z ]
 }
-# qemu_start NAME BDF [QEMU ARGS...]: an inner QEMU owning BDF, in the background.
+# qemu_start NAME BDF [QEMU ARGS...]: an inner QEMU owning BDF ("-": no device), in the
+# background, booting the inner guest (with QI_NO_KERNEL set: nothing to boot, an idle VM).
 # Serial and QMP are FIFO pairs ($W/NAME.ser.in/.out, $W/NAME.qmp.in/.out); what QEMU writes is
 # copied to $W/NAME.serial and $W/NAME.qmplog, its stderr goes to $W/NAME.log.
 qemu_start() {
 	_n=$1 _b=$2
 	shift 2
+	[ "$_b" = - ] || set -- -object iommufd,id=iommufd0 \
+		-device "vfio-pci,host=$_b,id=${QI_DEV_ID:-dev0},iommufd=iommufd0$VFIO_MIG_OPT" "$@"
+	[ -n "${QI_NO_KERNEL:-}" ] ||
+		set -- -kernel "$KB/arch/x86/boot/bzImage" -initrd "$W/inner.cpio" -append "$INNER_CMDLINE" "$@"
 	for _f in ser qmp; do
 		rm -f "$W/$_n.$_f.in" "$W/$_n.$_f.out"
 		mkfifo "$W/$_n.$_f.in" "$W/$_n.$_f.out"
@@ -51,12 +56,8 @@ qemu_start() {
 		-accel tcg,tb-size=64 -machine pc -cpu max -smp 1 -m "${INNER_MEM:-128M}" \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-bios "$TR/usr/share/qemu/qboot.rom" \
-		-kernel "$KB/arch/x86/boot/bzImage" -initrd "$W/inner.cpio" \
-		-append "$INNER_CMDLINE" \
 		-serial "pipe:$W/$_n.ser" \
 		-qmp "pipe:$W/$_n.qmp" \
-		-object iommufd,id=iommufd0 \
-		-device "vfio-pci,host=$_b,id=${QI_DEV_ID:-dev0},iommufd=iommufd0$VFIO_MIG_OPT" \
 		"$@" >>"$W/$_n.log" 2>&1 &
 	eval "qpid_$_n=$!"
 	cat "$W/$_n.ser.out" >>"$W/$_n.serial" 2>/dev/null &
