@@ -6,6 +6,7 @@
  * device of QEMU), and in the bench's outer guest to fill a function's memory before a run.
  *
  *   shm_pattern BDF OP...
+ *     enable        set memory space in the command register (through the sysfs config file)
  *     size          print "size BYTES": BAR2's size as the guest sees it
  *     fill:SEED:MIB write the pattern of SEED over the first MIB MiB of BAR2
  *     check:SEED:MIB read it back; print "check SEED MIB ok", or fail naming the number of
@@ -31,10 +32,11 @@
 
 static volatile uint64_t *mem;
 static uint64_t mem_len;
+static char dev[256];
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: shm_pattern BDF {size|fill:SEED:MIB|check:SEED:MIB|poke:OFF}...\n");
+	fprintf(stderr, "usage: shm_pattern BDF {enable|size|fill:SEED:MIB|check:SEED:MIB|poke:OFF}...\n");
 	return 2;
 }
 
@@ -119,6 +121,29 @@ static int check(uint64_t seed, uint64_t mib)
 	return 0;
 }
 
+static int enable(void)
+{
+	char path[300];
+	uint16_t cmd;
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "%s/config", dev);
+	fd = open(path, O_RDWR);
+	if (fd < 0) {
+		fprintf(stderr, "shm_pattern: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	ok = pread(fd, &cmd, 2, 4) == 2;
+	cmd |= 0x2; /* memory space */
+	ok = ok && pwrite(fd, &cmd, 2, 4) == 2;
+	if (!ok)
+		fprintf(stderr, "shm_pattern: command register of %s: %s\n", dev, strerror(errno));
+	close(fd);
+	if (ok)
+		printf("enable ok\n");
+	return ok ? 0 : -1;
+}
+
 /* op: one operation; 0 on success, -1 on failure, -2 on bad usage. */
 static int op(char *s)
 {
@@ -131,6 +156,8 @@ static int op(char *s)
 		if (b)
 			*b++ = 0;
 	}
+	if (!strcmp(s, "enable") && !a)
+		return enable();
 	if (!strcmp(s, "size") && !a) {
 		printf("size %" PRIu64 "\n", mem_len);
 		return 0;
@@ -157,7 +184,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3)
 		return usage();
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource2", argv[1]);
+	snprintf(dev, sizeof(dev), "/sys/bus/pci/devices/%s", argv[1]);
+	snprintf(path, sizeof(path), "%s/resource2", dev);
 	fd = open(path, O_RDWR | O_SYNC);
 	if (fd < 0 || fstat(fd, &st)) {
 		fprintf(stderr, "shm_pattern: %s: %s\n", path, strerror(errno));

@@ -155,7 +155,7 @@ phase_done "inner boot in A"
 
 o=$(inner A "p size")
 expect "A: BAR2 as the inner guest sees it is 16 MiB" "$o" "size 16777216"
-o=$(inner A "p fill:1:$MIB check:1:$MIB")
+o=$(inner A "p enable fill:1:$MIB check:1:$MIB")
 tap_ok $? "A: the inner guest writes a $MIB MiB pattern 1 into ivshmem BAR2 and reads it back" "$o"
 tap_diag "A: $o"
 cfg0=$(inner A cfg)
@@ -225,6 +225,8 @@ phase_done "refused migration to another persona"
 modprobe vfio-pci 2>/dev/null
 o=$(pvp-bind "$s16" vfio-pci 2>&1 && pvp-bind "$s32" vfio-pci 2>&1)
 tap_ok $? "control: $s16 and $s32 bound to vfio-pci" "$o"
+# Idle VMs (nothing booted): the blocker and the BARs are QEMU's, not the inner guest's.
+QI_NO_KERNEL=1
 qemu_start X "$s16"
 qmp_ready X || fatal "control: QEMU X (vfio-pci, $s16) starts" "$(cat "$W/X.log")"
 qemu_start Y "$s32" -incoming defer
