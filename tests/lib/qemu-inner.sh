@@ -161,16 +161,28 @@ inner() {
 		echo "(no answer from the inner guest in $1 within ${INNER_WAIT:-90} s)"
 		return 124
 	fi
+	# The serial port delivers the line a few bytes at a time (a long one takes seconds in a
+	# nested TCG guest): read it once its end mark " @@." is in.
+	_end=$(($(now) + 60))
+	while ! grep -F "@@$ser_n " "$W/$1.serial" | head -n 1 | grep -qF ' @@.'; do
+		[ "$(now)" -lt "$_end" ] || break
+		sleep 0.2
+	done
 	_l=$(grep -F "@@$ser_n " "$W/$1.serial" | head -n 1 | tr -d '\r')
+	case "$_l" in
+	*' @@.'*) ;;
+	*) echo "(the inner guest's answer in $1 did not end within 60 s: $_l)"; return 124 ;;
+	esac
 	_rc=$(echo "$_l" | sed -n 's/^.*@@[0-9]* rc=\([0-9]*\).*/\1/p')
-	echo "$_l" | sed 's/^.*@@[0-9]* rc=[0-9]* \{0,1\}//'
+	echo "$_l" | sed 's/^.*@@[0-9]* rc=[0-9]* \{0,1\}//; s/ \{0,1\}@@\.$//'
 	return "${_rc:-1}"
 }
 
 # inner_initramfs VENDOR:DEVICE PRELUDE PROGRAM...: writes $W/inner.cpio: static busybox, the
 # PROGRAMs (in /bin), and an init that names the first function with these IDs $E, runs the
 # shell text PRELUDE (the suite's helper functions), then reads "ID COMMAND" lines from the
-# console and answers "@@ID rc=STATUS OUTPUT" on one line. It prints "@@ready dev=BDF" first.
+# console and answers "@@ID rc=STATUS OUTPUT @@." on one line (the mark ends a whole line).
+# It prints "@@ready dev=BDF" first.
 inner_initramfs() {
 	_ids=$1 _pre=$2
 	shift 2
@@ -202,7 +214,7 @@ echo "@@ready dev=$E"
 while read -r id cmd; do
 	[ -n "$id" ] || continue
 	out=$(eval "$cmd" 2>&1)
-	echo "@@$id rc=$?" $out
+	echo "@@$id rc=$?" $out @@.
 done
 echo "@@eof"
 INIT
