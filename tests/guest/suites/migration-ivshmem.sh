@@ -32,11 +32,6 @@ K=$(mktemp)
 cat /dev/kmsg >"$K" 2>/dev/null &
 kmsg=$!
 
-# bar_size BDF N: size of BAR N from sysfs resource.
-bar_size() {
-	sed -n "$(($2 + 1))p" "/sys/bus/pci/devices/$1/resource" |
-		{ read -r s e _; [ "$s" = 0x0000000000000000 ] && [ "$e" = "$s" ] && echo 0 || echo $((e - s + 1)); }
-}
 s16= s32=
 for b in $(find_fn 0x1af4 0x1110); do
 	case $(bar_size "$b" 2) in
