@@ -385,3 +385,19 @@ impl Device {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written ioctl numbers against the values the uapi header's `_IO()` gives
+    /// (`';'` is 0x3b, VFIO_BASE 100 is 0x64).
+    #[test]
+    fn ioctl_numbers_are_the_uapi_ones() {
+        assert_eq!(VFIO_DEVICE_GET_INFO, 0x3b6b);
+        assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3b6c);
+        assert_eq!(VFIO_DEVICE_RESET, 0x3b6f);
+        assert_eq!(VFIO_DEVICE_IOEVENTFD, 0x3b74);
+        assert_eq!(VFIO_DEVICE_BIND_IOMMUFD, 0x3b76);
+    }
+}
