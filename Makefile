@@ -6,23 +6,29 @@
 # `make bench` prints benchmarks as ratios against baselines measured in the same run.
 #
 # The module itself builds the kernel way: `make module` against the cached test kernel, or
-# `make module KDIR=/lib/modules/$(uname -r)/build` against a host kernel built with LLVM=1.
+# `make module KDIR=/lib/modules/$(uname -r)/build` against a host kernel
+# (clang-built with LLVM=1, or GCC-built).
 
-LLVM ?= -19
+# Kernel flavour (scripts/lib.sh): default, debug (KASAN, kCFI, kmemleak, fault injection) or gcc
+# (the default config built with GCC: LLVM empty below, so the kernel's make picks gcc).
+PVP_FLAVOUR ?= default
+export PVP_FLAVOUR
 # Tools scripts/setup installs (bindgen, cargo-fuzz) live in the cache, outside the repository.
 PVP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/persona-vfio-pci
 export PATH := $(PVP_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
-export LIBCLANG_PATH ?= /usr/lib/llvm$(LLVM)/lib
-# Kernel flavour (scripts/lib.sh): default, or debug (KASAN, kCFI, kmemleak, fault injection).
-PVP_FLAVOUR ?= default
-export PVP_FLAVOUR
-FLAVOUR_SUFFIX := $(if $(filter debug,$(PVP_FLAVOUR)),-debug)
+# bindgen's libclang, whichever compiler built the kernel.
+export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
+FLAVOUR_SUFFIX := $(if $(filter-out default,$(PVP_FLAVOUR)),-$(PVP_FLAVOUR))
 MO ?= $(CURDIR)/build/module$(FLAVOUR_SUFFIX)
 CARGO ?= cargo
 
 ifeq ($(origin KDIR),undefined)
 KERNEL_DEP := kernel
 KDIR = $(shell scripts/kernel-dir)
+LLVM ?= $(if $(filter gcc,$(PVP_FLAVOUR)),,-19)
+else
+# A host kernel is built with its own compiler: LLVM empty (gcc) when its config says GCC.
+LLVM ?= $(if $(shell grep -s '^CONFIG_CC_IS_GCC=y' $(KDIR)/include/config/auto.conf),,-19)
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
 # DKMS appends CC=clang LD=ld.lld for a clang-built kernel; LLVM=-19 already names the kernel's

@@ -13,12 +13,13 @@ PVP_BUILD=${PVP_BUILD:-$PVP_TOP/build}
 # Versions the test bed is pinned to.
 PVP_KVER_SERIES=7.3                 # Debian package linux-source-$PVP_KVER_SERIES
 PVP_BINDGEN_VERSION=0.73.2          # bindgen-cli, installed with cargo --locked
-PVP_LLVM=-19                        # kernel build: make LLVM=-19
+PVP_LLVM=-19                        # kernel build: make LLVM=-19 (empty for the gcc flavour, below)
+PVP_LIBCLANG=-19                    # bindgen's libclang, for every flavour (GCC-built ones too)
 PVP_TRIXIE_ROOT=$PVP_CACHE/trixie-root
 PVP_TOOLS=$PVP_CACHE/tools
 
 export PATH="$PVP_TOOLS/bin:$HOME/.cargo/bin:$PATH"
-export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm${PVP_LLVM}/lib}
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm${PVP_LIBCLANG}/lib}
 
 # phase NAME: announce a long step, so a slow run says where it is.
 phase() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -38,12 +39,16 @@ pvp_ksrc() {
 	echo "$d"
 }
 
-# Kernel flavours: "default" (tests/config over tinyconfig) and "debug" (tests/config-debug on top:
-# KASAN, kCFI, kmemleak, fault injection). PVP_FLAVOUR picks one; everything built against a kernel
-# (the module, the fixtures) goes to a folder of that flavour.
+# Kernel flavours: "default" (tests/config over tinyconfig), "debug" (tests/config-debug on top:
+# KASAN, kCFI, kmemleak, fault injection) and "gcc" (the default config built with the machine's
+# GCC instead of clang, as distributions build their Rust kernels; bindgen still uses libclang).
+# PVP_FLAVOUR picks one; everything built against a kernel (the module, the fixtures) goes to a
+# folder of that flavour.
 PVP_FLAVOUR=${PVP_FLAVOUR:-default}
-case "$PVP_FLAVOUR" in default|debug) ;; *) echo "error: PVP_FLAVOUR must be default or debug" >&2; exit 2 ;; esac
+case "$PVP_FLAVOUR" in default|debug|gcc) ;; *) echo "error: PVP_FLAVOUR must be default, debug or gcc" >&2; exit 2 ;; esac
 export PVP_FLAVOUR
+# make LLVM= (empty) builds with gcc; the key below carries the flavour, so the two never share a tree.
+[ "$PVP_FLAVOUR" = gcc ] && PVP_LLVM=
 
 # The Kconfig fragments of a flavour, in merge order.
 pvp_fragments() {
@@ -63,5 +68,5 @@ pvp_kbuild_key() {
 pvp_kbuild() { echo "$PVP_CACHE/kernel/$(pvp_kbuild_key)"; }
 
 # Where the module of this flavour is built (repository-relative), and the TAP prefix of its guest suites.
-pvp_module_rel() { if [ "$PVP_FLAVOUR" = debug ]; then echo build/module-debug; else echo build/module; fi; }
-pvp_tap_prefix() { if [ "$PVP_FLAVOUR" = debug ]; then echo debug; else echo guest; fi; }
+pvp_module_rel() { if [ "$PVP_FLAVOUR" = default ]; then echo build/module; else echo "build/module-$PVP_FLAVOUR"; fi; }
+pvp_tap_prefix() { if [ "$PVP_FLAVOUR" = default ]; then echo guest; else echo "$PVP_FLAVOUR"; fi; }

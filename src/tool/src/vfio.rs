@@ -6,27 +6,34 @@
 //! open (in the driver's sense) from the bind until both files are closed.
 
 use std::fs::{File, OpenOptions};
+use std::mem::{offset_of, size_of};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-const VFIO_TYPE: u64 = b';' as u64;
-const fn io(nr: u64) -> u64 {
-    (VFIO_TYPE << 8) | nr
+use vfio_bindings::bindings::vfio::{
+    vfio_device_bind_iommufd, vfio_device_info, vfio_device_ioeventfd, vfio_info_cap_header,
+    vfio_region_info, vfio_region_info_cap_type, VFIO_BASE, VFIO_PCI_CONFIG_REGION_INDEX,
+    VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_CAPS, VFIO_TYPE,
+};
+
+// The structs and constants above come from rust-vmm's vfio-bindings. It has no ioctl numbers
+// (they are `_IO()` macros, which bindgen does not translate), so these are the uapi's
+// `_IO(VFIO_TYPE, VFIO_BASE + n)`, with n from include/uapi/linux/vfio.h.
+const fn io(nr: u32) -> u64 {
+    ((VFIO_TYPE as u64) << 8) | (VFIO_BASE + nr) as u64
 }
-const VFIO_DEVICE_GET_INFO: u64 = io(100 + 7);
-const VFIO_DEVICE_GET_REGION_INFO: u64 = io(100 + 8);
-const VFIO_DEVICE_RESET: u64 = io(100 + 11);
-const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(100 + 18);
-const VFIO_DEVICE_IOEVENTFD: u64 = io(100 + 16);
+const VFIO_DEVICE_GET_INFO: u64 = io(7);
+const VFIO_DEVICE_GET_REGION_INFO: u64 = io(8);
+const VFIO_DEVICE_RESET: u64 = io(11);
+const VFIO_DEVICE_IOEVENTFD: u64 = io(16);
+const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(18);
 
 /// `VFIO_PCI_CONFIG_REGION_INDEX`.
-pub const CONFIG_REGION_INDEX: u32 = 7;
-/// `VFIO_PCI_NUM_REGIONS`: device-specific regions come after the fixed ones.
-const PCI_NUM_REGIONS: u32 = 9;
-const REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
-const REGION_INFO_CAP_TYPE: u16 = 2;
-const REGION_INFO_LEN: usize = 32;
+pub const CONFIG_REGION_INDEX: u32 = VFIO_PCI_CONFIG_REGION_INDEX;
+/// Device-specific regions come after the fixed ones.
+const PCI_NUM_REGIONS: u32 = VFIO_PCI_NUM_REGIONS;
+const REGION_INFO_LEN: usize = size_of::<vfio_region_info>();
 
 /// A region of the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +72,23 @@ fn ioctl_buf(f: &File, req: u64, buf: &mut [u8]) -> std::io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// `ioctl(fd, req, arg)` with the uapi struct of `req` as its argument.
+fn ioctl_arg<T>(f: &File, req: u64, arg: &mut T) -> std::io::Result<()> {
+    // SAFETY: callers pass the struct `req` takes (from vfio-bindings) with its `argsz` set to
+    // at most `size_of::<T>()`; the kernel accesses no more than that of `arg`.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), req as _, std::ptr::from_mut(arg)) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// `argsz` of a whole uapi struct.
+fn argsz<T>() -> u32 {
+    u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
 }
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
@@ -134,11 +158,13 @@ impl Device {
         };
         let dev = rw(&path)?;
         let iommufd = rw(Path::new("/dev/iommu"))?;
-        // struct vfio_device_bind_iommufd up to out_devid: argsz, flags, iommufd, out_devid.
-        let mut b = [0u8; 16];
-        put_u32(&mut b, 0, 16);
-        put_u32(&mut b, 8, iommufd.as_raw_fd() as u32);
-        ioctl_buf(&dev, VFIO_DEVICE_BIND_IOMMUFD, &mut b)
+        // No flags: token_uuid_ptr stays 0, which kernels before it accept as a zero tail.
+        let mut bind = vfio_device_bind_iommufd {
+            argsz: argsz::<vfio_device_bind_iommufd>(),
+            iommufd: iommufd.as_raw_fd(),
+            ..Default::default()
+        };
+        ioctl_arg(&dev, VFIO_DEVICE_BIND_IOMMUFD, &mut bind)
             .map_err(|e| format!("{}: VFIO_DEVICE_BIND_IOMMUFD: {e}", path.display()))?;
         Ok(Self {
             dev,
@@ -153,11 +179,13 @@ impl Device {
     ///
     /// The ioctl's error.
     pub fn num_regions(&self) -> Result<u32, String> {
-        let mut b = [0u8; 24];
-        put_u32(&mut b, 0, 24);
-        ioctl_buf(&self.dev, VFIO_DEVICE_GET_INFO, &mut b)
+        let mut info = vfio_device_info {
+            argsz: argsz::<vfio_device_info>(),
+            ..Default::default()
+        };
+        ioctl_arg(&self.dev, VFIO_DEVICE_GET_INFO, &mut info)
             .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
-        Ok(u32_at(&b, 8))
+        Ok(info.num_regions)
     }
 
     /// Region info of `index`, with its type capability when there is one.
@@ -166,42 +194,55 @@ impl Device {
     ///
     /// The ioctl's error.
     pub fn region(&self, index: u32) -> Result<Region, String> {
+        // A byte buffer, not the struct: the kernel appends the capability chain after it when
+        // argsz leaves room. The offsets are those of the vfio-bindings structs.
         let mut b = vec![0u8; REGION_INFO_LEN];
         loop {
             let len = b.len();
-            put_u32(&mut b, 0, u32::try_from(len).unwrap_or(0));
-            put_u32(&mut b, 8, index);
+            put_u32(
+                &mut b,
+                offset_of!(vfio_region_info, argsz),
+                u32::try_from(len).unwrap_or(0),
+            );
+            put_u32(&mut b, offset_of!(vfio_region_info, index), index);
             ioctl_buf(&self.dev, VFIO_DEVICE_GET_REGION_INFO, &mut b)
                 .map_err(|e| format!("VFIO_DEVICE_GET_REGION_INFO {index}: {e}"))?;
-            let need = usize::try_from(u32_at(&b, 0)).unwrap_or(0);
+            let need =
+                usize::try_from(u32_at(&b, offset_of!(vfio_region_info, argsz))).unwrap_or(0);
             if need > b.len() && need <= 65536 {
                 b = vec![0u8; need];
                 continue;
             }
             break;
         }
-        let flags = u32_at(&b, 4);
+        let flags = u32_at(&b, offset_of!(vfio_region_info, flags));
         let mut ty = None;
-        if flags & REGION_INFO_FLAG_CAPS != 0 {
-            let mut at = usize::try_from(u32_at(&b, 12)).unwrap_or(0);
+        if flags & VFIO_REGION_INFO_FLAG_CAPS != 0 {
+            let hdr = size_of::<vfio_info_cap_header>();
+            let mut at =
+                usize::try_from(u32_at(&b, offset_of!(vfio_region_info, cap_offset))).unwrap_or(0);
             let mut hops = 0;
-            while at >= REGION_INFO_LEN && at + 8 <= b.len() && hops < 64 {
+            while at >= REGION_INFO_LEN && at + hdr <= b.len() && hops < 64 {
                 let id = u16::from_le_bytes([
                     b.get(at).copied().unwrap_or(0),
                     b.get(at + 1).copied().unwrap_or(0),
                 ]);
-                if id == REGION_INFO_CAP_TYPE {
-                    ty = Some((u32_at(&b, at + 8), u32_at(&b, at + 12)));
+                if u32::from(id) == VFIO_REGION_INFO_CAP_TYPE {
+                    ty = Some((
+                        u32_at(&b, at + offset_of!(vfio_region_info_cap_type, type_)),
+                        u32_at(&b, at + offset_of!(vfio_region_info_cap_type, subtype)),
+                    ));
                 }
-                at = usize::try_from(u32_at(&b, at + 4)).unwrap_or(0);
+                at = usize::try_from(u32_at(&b, at + offset_of!(vfio_info_cap_header, next)))
+                    .unwrap_or(0);
                 hops += 1;
             }
         }
         Ok(Region {
             index,
             flags,
-            size: u64_at(&b, 16),
-            offset: u64_at(&b, 24),
+            size: u64_at(&b, offset_of!(vfio_region_info, size)),
+            offset: u64_at(&b, offset_of!(vfio_region_info, offset)),
             ty,
         })
     }
@@ -311,18 +352,19 @@ impl Device {
         if fd < 0 {
             return Err(errno());
         }
-        let offset = (u64::from(index) << 40) | off;
-        // struct vfio_device_ioeventfd: argsz, flags (size), offset, data, fd (+ padding).
-        let mut b = [0u8; 32];
-        put_u32(&mut b, 0, 32);
-        put_u32(&mut b, 4, size);
-        b[8..16].copy_from_slice(&offset.to_le_bytes());
-        put_u32(&mut b, 24, fd as u32);
-        let r = ioctl_buf(&self.dev, VFIO_DEVICE_IOEVENTFD, &mut b);
+        // The flags carry the access size (VFIO_DEVICE_IOEVENTFD_{8,16,32,64} are 1, 2, 4, 8).
+        let mut ev = vfio_device_ioeventfd {
+            argsz: argsz::<vfio_device_ioeventfd>(),
+            flags: size,
+            offset: (u64::from(index) << 40) | off,
+            fd,
+            ..Default::default()
+        };
+        let r = ioctl_arg(&self.dev, VFIO_DEVICE_IOEVENTFD, &mut ev);
         if r.is_ok() {
             // fd -1 removes it.
-            put_u32(&mut b, 24, u32::MAX);
-            let _ = ioctl_buf(&self.dev, VFIO_DEVICE_IOEVENTFD, &mut b);
+            ev.fd = -1;
+            let _ = ioctl_arg(&self.dev, VFIO_DEVICE_IOEVENTFD, &mut ev);
         }
         // SAFETY: `fd` is the eventfd made above, owned here.
         unsafe { libc::close(fd) };
@@ -341,5 +383,21 @@ impl Device {
             return Err(format!("VFIO_DEVICE_RESET: {}", errno()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written ioctl numbers against the values the uapi header's `_IO()` gives
+    /// (`';'` is 0x3b, VFIO_BASE 100 is 0x64).
+    #[test]
+    fn ioctl_numbers_are_the_uapi_ones() {
+        assert_eq!(VFIO_DEVICE_GET_INFO, 0x3b6b);
+        assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3b6c);
+        assert_eq!(VFIO_DEVICE_RESET, 0x3b6f);
+        assert_eq!(VFIO_DEVICE_IOEVENTFD, 0x3b74);
+        assert_eq!(VFIO_DEVICE_BIND_IOMMUFD, 0x3b76);
     }
 }
