@@ -28,7 +28,8 @@ tap_begin "$1"
 
 drv=persona-vfio-pci
 TR=${PVP_TRIXIE_ROOT_GUEST:-/cache/trixie-root}
-KB=${PVP_KBUILD:-}
+# The inner guest boots the default flavour's kernel (PVP_INNER_KBUILD), as in migration-qemu.sh.
+KB=${PVP_INNER_KBUILD:-${PVP_KBUILD:-}}
 SP=/repo/build/selftests/shm_pattern
 FWD=/repo/build/firmware/persona-vfio-pci
 VP=vfio-persona
