@@ -129,8 +129,18 @@ TEST_F(layout, cross_layout_config_regions_identical)
 	size_t pos;
 
 	for (i = 0; i < 2; i++) {
+		/*
+		 * What a user writes is each function's own state, not its layout: suites before this
+		 * one may have left COMMAND (I/O enable) and the Interrupt Line set on one edu only.
+		 * The same values on both, through VFIO, before comparing.
+		 */
+		uint16_t cmd = PCI_COMMAND_MEMORY;
+		uint8_t line = 0;
+
 		ASSERT_EQ(0, pvp_config_size(self->d[i].devfd, &off[i], &size[i]));
 		ASSERT_GE(CFG_MAX, size[i]);
+		ASSERT_EQ(2, pwrite(self->d[i].devfd, &cmd, 2, off[i] + PCI_COMMAND));
+		ASSERT_EQ(1, pwrite(self->d[i].devfd, &line, 1, off[i] + PCI_INTERRUPT_LINE));
 		ASSERT_EQ(0, pvp_config_read(self->d[i].devfd, c4[i], size[i], 4));
 		ASSERT_EQ(0, pvp_config_read(self->d[i].devfd, c1[i], size[i], 1));
 	}

@@ -9,7 +9,7 @@ ko=${PVP_MODULE_DIR:-/repo/build/module}/$mod.ko
 # Built for this kernel's flavour: build/dkms, build/dkms-debug (as build/module, build/module-debug).
 dk=/repo/build/dkms${ko#/repo/build/module}
 if [ ! -f "$dk" ]; then
-	tap_skip "the DKMS-built module loads, binds an edu and presents its persona" "no $dk (scripts/check builds it through the host suite host-dkms)"
+	tap_skip "the DKMS-built module loads, binds an edu and presents its persona" "no $dk (scripts/check builds it through the host suite host-dkms, for the default kernel only)"
 	tap_end
 	exit
 fi
