@@ -1067,15 +1067,6 @@ static int read_attr(const char *bdf, char *buf, size_t len)
 }
 
 /*
- * Arms the thread's fail-nth with @n for one window of the session; returns how many allocations
- * were still to come when it closed (0: the fault was injected in this window).
- */
-static long window_end(void)
-{
-	return fail_nth(0);
-}
-
-/*
  * One user's session in two armed windows, the Nth slab allocation failing across them: selecting
  * the persona (sysfs), then, on the opened device, a config read, a save and a resume. Open and
  * close run unarmed: under an injected failure there, kernel code below the driver misbehaved in
@@ -1100,7 +1091,7 @@ static int failslab_session(const char *bdf, const char *persona, long n, long *
 		return *left = n, -errno;
 	fail_nth(n);
 	err = write(fd, persona, strlen(persona)) < 0 ? -errno : 0;
-	*left = window_end();
+	*left = fail_nth(0);
 	close(fd);
 	if (err || *left == 0)
 		return err;
@@ -1115,7 +1106,7 @@ static int failslab_session(const char *bdf, const char *persona, long n, long *
 		len = save(x.d.devfd, s);
 		err = len < 0 ? len : resume(x.d.devfd, s, len);
 	}
-	*left = window_end();
+	*left = fail_nth(0);
 	dev_close(&x);
 	return err;
 }
