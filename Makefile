@@ -19,14 +19,17 @@ export PATH := $(PVP_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
 # bindgen's libclang, whichever compiler built the kernel.
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 FLAVOUR_SUFFIX := $(if $(filter-out default,$(PVP_FLAVOUR)),-$(PVP_FLAVOUR))
-MO ?= $(CURDIR)/build/module$(FLAVOUR_SUFFIX)
 CARGO ?= cargo
 
 ifeq ($(origin KDIR),undefined)
 KERNEL_DEP := kernel
 KDIR = $(shell scripts/kernel-dir)
+MO ?= $(CURDIR)/build/module$(FLAVOUR_SUFFIX)
 LLVM ?= $(if $(filter gcc,$(PVP_FLAVOUR)),,-19)
 else
+# The flavour names a test kernel; a kernel named by KDIR (a host's, or DKMS's) builds into
+# build/module, where dkms.conf's BUILT_MODULE_LOCATION looks, whatever PVP_FLAVOUR says.
+MO ?= $(CURDIR)/build/module
 # A host kernel is built with its own compiler: LLVM empty (gcc) when its config says GCC.
 LLVM ?= $(if $(shell grep -s '^CONFIG_CC_IS_GCC=y' $(KDIR)/include/config/auto.conf),,-19)
 endif

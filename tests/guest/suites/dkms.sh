@@ -1,6 +1,6 @@
 #!/bin/sh
 # Guest suite: the module as DKMS built it (build/dkms/persona_vfio_pci.ko, from the host suite
-# host-dkms that scripts/check runs before booting the guest; build/dkms-debug on the debug kernel) loads in the test guest, binds an
+# host-dkms that scripts/check runs before booting the guest; build/dkms-debug and build/dkms-gcc for those kernels) loads in the test guest, binds an
 # edu and presents its persona; then the regular build is loaded again for the suites after this.
 . /repo/tests/lib/tap.sh
 tap_begin "$1"
@@ -9,7 +9,7 @@ ko=${PVP_MODULE_DIR:-/repo/build/module}/$mod.ko
 # Built for this kernel's flavour: build/dkms, build/dkms-debug (as build/module, build/module-debug).
 dk=/repo/build/dkms${ko#/repo/build/module}
 if [ ! -f "$dk" ]; then
-	tap_skip "the DKMS-built module loads, binds an edu and presents its persona" "no $dk (scripts/check builds it through the host suite host-dkms, for the default kernel only)"
+	tap_skip "the DKMS-built module loads, binds an edu and presents its persona" "no $dk (scripts/check builds it through the host suite host-dkms, and one per kernel flavour)"
 	tap_end
 	exit
 fi
