@@ -50,11 +50,6 @@ msix_size() {
 }
 # has_ext BDF: the physical device has an extended capability at 0x100.
 has_ext() { [ "$(hexat "/sys/bus/pci/devices/$1/config" 0x100 4)" != 00000000 ]; }
-# bar_size BDF N: size of BAR N from sysfs resource.
-bar_size() {
-	sed -n "$(($2 + 1))p" "/sys/bus/pci/devices/$1/resource" |
-		{ read -r s e _; [ "$s" = 0x0000000000000000 ] && [ "$e" = "$s" ] && echo 0 || echo $((e - s + 1)); }
-}
 
 # Pick the functions by what they are, not by address.
 r4a= r4b= r8= rats= s16= s32=
