@@ -20,16 +20,7 @@
  * Values are C numbers (0x.. for hex). Exit 0 when every operation succeeded, 1 on a failed
  * operation (with a message on stderr), 2 on bad usage.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
+#include "sysfs_dev.h"
 
 #include "edu.h"
 
@@ -43,18 +34,6 @@ static int usage(void)
 	fprintf(stderr, "usage: edu_regs BDF {enable|r32:OFF|r64:OFF|w32:OFF:VAL|w64:OFF:VAL|"
 			"idle:OFF:MASK|dma:N}...\n");
 	return 2;
-}
-
-/* parse_u64: a whole C number; 0 on success. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-
-	if (!*s)
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	return errno || *end ? -1 : 0;
 }
 
 static uint32_t rd32(uint64_t off)
@@ -77,21 +56,13 @@ static void wr64(uint64_t off, uint64_t v)
 	*(volatile uint64_t *)(bar + off) = v;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* wait_idle: until (reg & mask) == 0, at most 10 s; 0 when idle. */
 static int wait_idle(uint64_t off, uint32_t mask)
 {
-	double end = now() + 10;
+	double end = sd_now() + 10;
 
 	while (rd32(off) & mask) {
-		if (now() > end) {
+		if (sd_now() > end) {
 			fprintf(stderr, "edu_regs: register 0x%" PRIx64 " still has bits 0x%x after 10 s\n",
 				off, rd32(off) & mask);
 			return -1;
@@ -103,23 +74,7 @@ static int wait_idle(uint64_t off, uint32_t mask)
 
 static int enable(void)
 {
-	char path[300];
-	uint16_t cmd;
-	int fd, ok;
-
-	snprintf(path, sizeof(path), "%s/config", dev);
-	fd = open(path, O_RDWR);
-	if (fd < 0) {
-		fprintf(stderr, "edu_regs: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	ok = pread(fd, &cmd, 2, 4) == 2;
-	cmd |= 0x6; /* memory space, bus master */
-	ok = ok && pwrite(fd, &cmd, 2, 4) == 2;
-	if (!ok)
-		fprintf(stderr, "edu_regs: command register of %s: %s\n", dev, strerror(errno));
-	close(fd);
-	return ok ? 0 : -1;
+	return sd_set_command("edu_regs", dev, 0x6 /* memory space, bus master */);
 }
 
 /* phys: the physical address of a locked page of this process, from pagemap. */
@@ -169,7 +124,7 @@ static int dma(uint64_t n)
 		fprintf(stderr, "edu_regs: locked buffer: %s\n", strerror(errno));
 		return -1;
 	}
-	srand((unsigned int)(now() * 1000));
+	srand((unsigned int)(sd_now() * 1000));
 	for (i = 0; i < n; i++) {
 		mem[i] = (uint8_t)rand();
 		mem[psz + i] = (uint8_t)~mem[i];
@@ -201,7 +156,7 @@ static int op(char *s)
 		b = strchr(a, ':');
 		if (b)
 			*b++ = 0;
-		if (parse_u64(a, &off) || (b && parse_u64(b, &val)))
+		if (sd_parse_u64(a, &off) || (b && sd_parse_u64(b, &val)))
 			return -2;
 	}
 	if (!strcmp(s, "enable") && !a)
@@ -227,25 +182,15 @@ static int op(char *s)
 
 int main(int argc, char **argv)
 {
-	char path[300];
-	void *map;
-	int fd, i, r;
+	uint64_t len = BAR0_MAP;
+	int i, r;
 
 	if (argc < 3 || strchr(argv[1], '/'))
 		return usage();
 	snprintf(dev, sizeof(dev), "/sys/bus/pci/devices/%s", argv[1]);
-	snprintf(path, sizeof(path), "%s/resource0", dev);
-	fd = open(path, O_RDWR | O_SYNC);
-	if (fd < 0) {
-		fprintf(stderr, "edu_regs: %s: %s\n", path, strerror(errno));
+	bar = sd_map_bar("edu_regs", dev, 0, &len);
+	if (!bar)
 		return 1;
-	}
-	map = mmap(NULL, BAR0_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		fprintf(stderr, "edu_regs: mmap %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	bar = map;
 	for (i = 2; i < argc; i++) {
 		char buf[64];
 

@@ -18,17 +18,7 @@
  * Exit 0 when every operation succeeded, 1 on a failed operation (message on stderr), 2 on
  * bad usage.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#include "sysfs_dev.h"
 
 static volatile uint64_t *mem;
 static uint64_t mem_len;
@@ -38,25 +28,6 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: shm_pattern BDF {enable|size|fill:SEED:MIB|check:SEED:MIB|poke:OFF}...\n");
 	return 2;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-
-	if (!s || !*s)
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 0);
-	return errno || *end ? -1 : 0;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static uint64_t word(uint64_t seed, uint64_t off)
@@ -84,20 +55,20 @@ static uint64_t span(uint64_t mib)
 static int fill(uint64_t seed, uint64_t mib)
 {
 	uint64_t n = span(mib), o;
-	double t = now();
+	double t = sd_now();
 
 	if (!n)
 		return -1;
 	for (o = 0; o < n; o += 8)
 		mem[o / 8] = word(seed, o);
-	printf("fill %" PRIu64 " %" PRIu64 " ok %.0f ms\n", seed, mib, (now() - t) * 1e3);
+	printf("fill %" PRIu64 " %" PRIu64 " ok %.0f ms\n", seed, mib, (sd_now() - t) * 1e3);
 	return 0;
 }
 
 static int check(uint64_t seed, uint64_t mib)
 {
 	uint64_t n = span(mib), o, bad = 0, first = 0, got = 0;
-	double t = now();
+	double t = sd_now();
 
 	if (!n)
 		return -1;
@@ -117,31 +88,16 @@ static int check(uint64_t seed, uint64_t mib)
 			seed, mib, bad, first, got, word(seed, first));
 		return -1;
 	}
-	printf("check %" PRIu64 " %" PRIu64 " ok %.0f ms\n", seed, mib, (now() - t) * 1e3);
+	printf("check %" PRIu64 " %" PRIu64 " ok %.0f ms\n", seed, mib, (sd_now() - t) * 1e3);
 	return 0;
 }
 
 static int enable(void)
 {
-	char path[300];
-	uint16_t cmd;
-	int fd, ok;
-
-	snprintf(path, sizeof(path), "%s/config", dev);
-	fd = open(path, O_RDWR);
-	if (fd < 0) {
-		fprintf(stderr, "shm_pattern: %s: %s\n", path, strerror(errno));
+	if (sd_set_command("shm_pattern", dev, 0x2 /* memory space */))
 		return -1;
-	}
-	ok = pread(fd, &cmd, 2, 4) == 2;
-	cmd |= 0x2; /* memory space */
-	ok = ok && pwrite(fd, &cmd, 2, 4) == 2;
-	if (!ok)
-		fprintf(stderr, "shm_pattern: command register of %s: %s\n", dev, strerror(errno));
-	close(fd);
-	if (ok)
-		printf("enable ok\n");
-	return ok ? 0 : -1;
+	printf("enable ok\n");
+	return 0;
 }
 
 /* op: one operation; 0 on success, -1 on failure, -2 on bad usage. */
@@ -162,9 +118,9 @@ static int op(char *s)
 		printf("size %" PRIu64 "\n", mem_len);
 		return 0;
 	}
-	if ((!strcmp(s, "fill") || !strcmp(s, "check")) && !parse_u64(a, &x) && !parse_u64(b, &y))
+	if ((!strcmp(s, "fill") || !strcmp(s, "check")) && !sd_parse_u64(a, &x) && !sd_parse_u64(b, &y))
 		return s[0] == 'f' ? fill(x, y) : check(x, y);
-	if (!strcmp(s, "poke") && !b && !parse_u64(a, &x)) {
+	if (!strcmp(s, "poke") && !b && !sd_parse_u64(a, &x)) {
 		if (x % 8 || x >= mem_len) {
 			fprintf(stderr, "shm_pattern: poke 0x%" PRIx64 " is not an aligned word of BAR2\n", x);
 			return -1;
@@ -178,26 +134,15 @@ static int op(char *s)
 
 int main(int argc, char **argv)
 {
-	char path[300];
-	struct stat st;
-	int fd, i, r;
+	int i, r;
 
 	if (argc < 3)
 		return usage();
 	snprintf(dev, sizeof(dev), "/sys/bus/pci/devices/%s", argv[1]);
-	snprintf(path, sizeof(path), "%s/resource2", dev);
-	fd = open(path, O_RDWR | O_SYNC);
-	if (fd < 0 || fstat(fd, &st)) {
-		fprintf(stderr, "shm_pattern: %s: %s\n", path, strerror(errno));
+	mem_len = 0;
+	mem = sd_map_bar("shm_pattern", dev, 2, &mem_len);
+	if (!mem)
 		return 1;
-	}
-	mem_len = (uint64_t)st.st_size;
-	mem = mmap(NULL, mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED) {
-		fprintf(stderr, "shm_pattern: mmap %s (%" PRIu64 " bytes): %s\n", path, mem_len,
-			strerror(errno));
-		return 1;
-	}
 	for (i = 2; i < argc; i++) {
 		r = op(argv[i]);
 		if (r == -2)
