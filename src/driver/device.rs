@@ -50,6 +50,7 @@ use crate::{
     persona::{self, Active, Selector},
     persona_core::{
         overlay::{self, OverlayState, PASS_WORDS},
+        pci,
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
     vfio::{CoreDevice, RegionIo},
@@ -189,7 +190,24 @@ impl State {
                 dump.get(at + 1).copied().unwrap_or(0),
             ])
         };
-        let mig = AnyBackend::for_function(id(0), id(2)).map(Migration::new);
+        let dev = core.as_dev();
+        // A trapped BAR write bypasses vfio-pci-core's MSI-X table exclusion (review C6): a
+        // backend that would trap the BAR holding the table or the PBA is not used, and the
+        // function binds without migration.
+        let mig = AnyBackend::for_function(id(0), id(2))
+            .filter(|b| match b.trapped_bar() {
+                Some(bar) if pci::msix_uses_bar(&dump, bar) => {
+                    dev_warn!(
+                        dev,
+                        "its MSI-X table or PBA is in BAR {}, which the migration backend traps: \
+                         migration off\n",
+                        bar
+                    );
+                    false
+                }
+                _ => true,
+            })
+            .map(Migration::new);
         let mut state = State {
             resets: 0,
             dump,
@@ -201,7 +219,6 @@ impl State {
             mig,
             pass_dirty: true,
         };
-        let dev = core.as_dev();
         let wanted = crate::sys::default_persona().to_bytes();
         let sel = persona::parse_selector(wanted).unwrap_or(Selector::Auto);
         if let Err(e) = state.select(core, &sel) {

@@ -44,6 +44,11 @@ pub(crate) fn persona_store(dev: &Device<PersonaDevice>, input: &[u8]) -> Result
     if state.open {
         return Err(EBUSY);
     }
+    // The firmware request runs with `state` held (review S7). The device is closed, so this
+    // delays only an open (which must see the persona chosen here) and another selection;
+    // reset paths only try `state` and leave the reset to this holder. The request
+    // (`firmware_request_nowarn`) waits on user space only where the kernel forces the sysfs
+    // fallback (`CONFIG_FW_LOADER_USER_HELPER_FALLBACK`, or its sysctl), up to its timeout.
     let r = state.select(dev.core(), &sel);
     dev.data().publish(&state);
     r

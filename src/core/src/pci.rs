@@ -441,6 +441,28 @@ pub fn pasid_cap_reg(dump: &[u8]) -> Option<PasidCapReg> {
     ))
 }
 
+/// MSI-X capability: the Table Offset/BIR register.
+pub const MSIX_TABLE: usize = 4;
+/// MSI-X capability: the PBA Offset/BIR register.
+pub const MSIX_PBA: usize = 8;
+
+/// Whether BAR `bar` holds the MSI-X table or PBA of the function whose config space is `dump`.
+///
+/// vfio-pci-core keeps user accesses off the MSI-X table (`vfio_pci_core_do_io_rw`); an access
+/// path that bypasses it, such as a backend's trapped BAR, must not serve that BAR. A chain too
+/// broken to tell, or a capability past the dump, counts as holding it.
+#[must_use]
+pub fn msix_uses_bar(dump: &[u8], bar: u32) -> bool {
+    let cap = match find_cap(dump, Space::Standard, u16::from(CAP_ID_MSIX), 0) {
+        Ok(Some(c)) => usize::from(c.offset),
+        Ok(None) => return false,
+        Err(_) => return true,
+    };
+    [MSIX_TABLE, MSIX_PBA]
+        .iter()
+        .any(|&r| rd32(dump, cap.saturating_add(r)).is_none_or(|v| v & 0x7 == bar))
+}
+
 /// Finds instance `instance` of capability `id` on the `space` chain of `dump`.
 ///
 /// # Errors

@@ -101,8 +101,9 @@ pub(crate) struct Gate {
 ///
 /// Every method that touches the device runs with the device's `state` mutex held, from a VFIO
 /// callback of an open device; BAR accesses go through [`CoreDevice`]'s checked accessors,
-/// which fail with `EIO` while the BAR does not decode. A method that fails an arc leaves the
-/// device in ERROR.
+/// which hold `memory_lock`, turn memory decoding on for the access and put the user's COMMAND
+/// back after it, and fail with `EIO` in D3hot. A method that fails an arc leaves the device in
+/// ERROR.
 pub(crate) trait Backend: Sized + Send {
     /// The `(vendor, device)` IDs of the functions this backend drives.
     const IDS: &'static [(u16, u16)];

@@ -38,6 +38,19 @@
 //! holds its own state, and no reset is needed to go on. Once bytes were accepted, an incomplete
 //! or invalid stream fails RESUMING -> STOP and leaves the device in ERROR.
 //!
+//! # Resets
+//!
+//! A reset of the function (the user's `VFIO_DEVICE_RESET` or hot reset, an FLR it writes, a
+//! reset through sysfs, AER recovery) ends the sessions and returns the device state to RUNNING,
+//! as the uAPI defines a reset and as mlx5 and pds do; that holds in RESUMING too (review S3):
+//! the staged records are dropped, the data fd answers `ENODEV`, and a following
+//! SET_STATE(STOP) is the arc RUNNING -> STOP, which succeeds with nothing loaded. The user
+//! learns of the reset from that `ENODEV` or from reading the device state; SET_STATE carries no
+//! expected current state, so refusing that STOP could tell the user nothing more. A function
+//! without a reset method (vfio-pci-core's `reset_works` false, S5) fails `VFIO_DEVICE_RESET`,
+//! but ERROR is still left: the last close ends every session and returns the device to
+//! RUNNING for the next user.
+//!
 //! A failed arc is logged at error level the first, second, fourth, eighth... time for a device
 //! (with the count), the others at debug level: a user repeating failures cannot flood the log.
 //!

@@ -395,8 +395,8 @@ else
 	after "failslab"
 fi
 
-# --- 9b. hot-unplug through the monitor, re-plug in the same slot (last: a kernel oops here, see
-# review finding C2, can leave the edu's locks held) ---
+# --- 9b. hot-unplug through the monitor, re-plug in the same slot (last: it replaces the edu, so
+# the steps above keep the function the boot gave them) ---
 pl=/sys/module/lockdep/parameters/prove_locking
 # PVP_FAULTS_HOTPLUG_LOCKDEP=1 keeps lockdep on through the hotplug (the check then catches pciehp's
 # own report: a demonstration that the check can fail).
