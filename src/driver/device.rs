@@ -59,7 +59,7 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        barrier::{smp_mb, Read},
+        barrier::smp_mb,
         lock::mutex::MutexGuard,
         Mutex,
     },
@@ -470,22 +470,26 @@ impl PersonaDevice {
     /// (`overlay::pass_piece`). `None` sends the access to the locked path, which also sees a
     /// deferred reset run first.
     pub(crate) fn fast(&self, off: usize, len: usize, write: bool) -> Option<Fast> {
-        let word = |d: usize| self.pass.get(d).map_or(0, |w| w.load(Relaxed));
-        // The cheapest refusal first (dwords passed through elsewhere, no persona): one load,
-        // no seqcount.
-        if word(off / 4) == 0 {
-            return None;
-        }
+        // Each load of a kernel atomic is a call or two; an access within one dword (every
+        // access of a VMM's config path) loads its pass word once, after the count.
         let seq = self.pass_seq.load(Acquire);
         if seq % 2 != 0 || self.reset_pending.load(Relaxed) {
             return None;
         }
+        // Acquire: the count's second load below stays after these (as `smp_rmb` would keep
+        // it), pairing with the writer's ordered increments.
+        let load = |d: usize| self.pass.get(d).map_or(0, |w| w.load(Acquire));
+        let d = off / 4;
+        let w = load(d);
+        if w == 0 {
+            return None;
+        }
+        let word = |e: usize| if e == d { w } else { load(e) };
         let fast = match overlay::pass_span(word, off, len, write) {
             Some(phys) => Fast::Span(phys),
             None if !write => {
-                let d = off / 4;
-                let (phys, mask) = overlay::pass_piece(word(d), off, len)?;
-                let values = self.emu.get(d)?.load(Relaxed).to_le_bytes();
+                let (phys, mask) = overlay::pass_piece(w, off, len)?;
+                let values = self.emu.get(d)?.load(Acquire).to_le_bytes();
                 match phys {
                     Some(phys) => Fast::Piece(phys, mask, values),
                     None => Fast::Value(values),
@@ -493,8 +497,6 @@ impl PersonaDevice {
             }
             None => return None,
         };
-        // Pairs with the Release of the writer's closing increment.
-        smp_mb(Read);
         if self.pass_seq.load(Relaxed) != seq {
             return None;
         }
