@@ -16,13 +16,15 @@
 //! with the flag an atomic rather than a second lock: a second lock per access costs as much as
 //! the access itself under lockdep.
 //!
-//! A config access the persona passes straight through (`crate::config`) takes no lock: it
-//! reads the pass words, a lock-free copy of what such an access needs from the overlay, under
-//! the seqcount `pass_seq`. `state`'s holder makes the count odd before it claims a deferred
-//! reset and even again once the words match the state after it (re-check and `stale`
-//! included); a reader that sees it odd, or changed, or `reset_pending` set, takes `state` like
-//! every other access. So no access acts on the state of before a reset that finished before
-//! the access began.
+//! A config access the persona passes straight through, or a one-piece read of passed-through,
+//! emulated and hidden bytes (`crate::config`), takes no lock: it reads the pass words and the
+//! emulated bytes' values, a lock-free copy of what such an access needs from the overlay and
+//! the registers, under the seqcount `pass_seq`. `state`'s holder makes the count odd before it
+//! claims a deferred reset and even again once the words match the state after it (re-check
+//! and `stale` included), and around a config write's change of an emulated byte; a reader
+//! that sees it odd, or changed, or `reset_pending` set, takes `state` like every other access.
+//! So no access acts on the state of before a reset that finished before the access began, nor
+//! reads an emulated byte a finished write changed.
 //!
 //! # The persona is checked again
 //!
