@@ -14,11 +14,13 @@
 //! device; vfio-pci-core splits it into the same pieces. Only pieces the overlay changes take
 //! the per-piece path below.
 //!
-//! An access passed through whole does not even take the device's `state` lock: the pass words
-//! (`PersonaDevice::fast`) say so under a seqcount, which is odd while they change (a
-//! persona selected, an open, a reset and its re-check) and while a deferred reset is pending
-//! or running; then, and for every other access, the locked path below decides. Such an access
-//! never needs the emulated registers, and vfio-pci-core serialises its own config state.
+//! An access passed through whole, and a read of one piece whose bytes pass through in place
+//! or are emulated (or are emulated and hidden alone), does not even take the device's `state`
+//! lock: the pass words and the emulated bytes' values (`PersonaDevice::fast`) say so under a
+//! seqcount, which is odd while they change (a persona selected, an open, a reset and its
+//! re-check, a config write that changed an emulated byte) and while a deferred reset is
+//! pending or running; then, and for every other access, the locked path below decides.
+//! vfio-pci-core serialises its own config state.
 //!
 //! vfio-pci-core only takes user buffers, so on the per-piece path the user's buffer doubles as
 //! the bounce buffer: a passthrough read lands in it before the piece's final value is written
@@ -81,9 +83,10 @@ fn overlay_error(e: OverlayError<Error>) -> Error {
 
 /// A read (`write` false) or write of the config region.
 fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Result<usize> {
-    // The common cases without `state` (see the module): every piece passed straight through,
-    // or a read of one piece beside constant bytes (capability IDs and next pointers), one
-    // device read as vfio-pci makes it, then the constants over it.
+    // The common cases without `state` (see the module): every piece passed straight through;
+    // a read of one piece beside emulated bytes (capability IDs and next pointers), one device
+    // read as vfio-pci makes it, then the emulated bytes over it; a read of emulated and hidden
+    // bytes alone (BARs), no device access.
     let len = io.len();
     let off = usize::try_from(io.offset()).map_err(|_| EINVAL)?;
     match dev.data().fast(off, len, write) {
@@ -94,19 +97,19 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
             io.advance(len);
             return Ok(len);
         }
-        Some(Fast::Piece(phys, konst, values)) => {
+        Some(Fast::Piece(phys, emu, values)) => {
             if dev.core().config_rw_user(io.user(), len, phys, false)? != len {
                 return Err(EIO);
             }
-            // Each run of constant bytes in one user copy (an ID and a next pointer: one).
+            // Each run of emulated bytes in one user copy (an ID and a next pointer: one).
             let mut k = 0usize;
             while k < len {
-                if konst & (1 << k) == 0 {
+                if emu & (1 << k) == 0 {
                     k += 1;
                     continue;
                 }
                 let mut e = k + 1;
-                while e < len && konst & (1 << e) != 0 {
+                while e < len && emu & (1 << e) != 0 {
                     e += 1;
                 }
                 let at = off % 4;
@@ -114,6 +117,12 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
                 vfio::copy_to_user_at(io, k, v)?;
                 k = e;
             }
+            io.advance(len);
+            return Ok(len);
+        }
+        Some(Fast::Value(values)) => {
+            let at = off % 4;
+            vfio::copy_to_user_at(io, 0, values.get(at..at + len).ok_or(EINVAL)?)?;
             io.advance(len);
             return Ok(len);
         }
@@ -183,10 +192,12 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
         let mut b = [0u8; 4];
         if write {
             vfio::copy_from_user_at(io, done, &mut b[..n])?;
-            active
+            let r = active
                 .map
-                .write(&mut state.regs, &mut acc, pos16, n8, u32::from_le_bytes(b))
-                .map_err(overlay_error)?;
+                .write(&mut state.regs, &mut acc, pos16, n8, u32::from_le_bytes(b));
+            // Whether or not a device write failed, its emulated bytes may have changed.
+            dev.data().publish_emu(state, pos / 4);
+            r.map_err(overlay_error)?;
         } else {
             let v = active
                 .map

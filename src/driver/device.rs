@@ -16,13 +16,15 @@
 //! with the flag an atomic rather than a second lock: a second lock per access costs as much as
 //! the access itself under lockdep.
 //!
-//! A config access the persona passes straight through (`crate::config`) takes no lock: it
-//! reads the pass words, a lock-free copy of what such an access needs from the overlay, under
-//! the seqcount `pass_seq`. `state`'s holder makes the count odd before it claims a deferred
-//! reset and even again once the words match the state after it (re-check and `stale`
-//! included); a reader that sees it odd, or changed, or `reset_pending` set, takes `state` like
-//! every other access. So no access acts on the state of before a reset that finished before
-//! the access began.
+//! A config access the persona passes straight through, or a one-piece read of passed-through,
+//! emulated and hidden bytes (`crate::config`), takes no lock: it reads the pass words and the
+//! emulated bytes' values, a lock-free copy of what such an access needs from the overlay and
+//! the registers, under the seqcount `pass_seq`. `state`'s holder makes the count odd before it
+//! claims a deferred reset and even again once the words match the state after it (re-check
+//! and `stale` included), and around a config write's change of an emulated byte; a reader
+//! that sees it odd, or changed, or `reset_pending` set, takes `state` like every other access.
+//! So no access acts on the state of before a reset that finished before the access began, nor
+//! reads an emulated byte a finished write changed.
 //!
 //! # The persona is checked again
 //!
@@ -60,7 +62,7 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        barrier::{smp_mb, Read},
+        barrier::smp_mb,
         lock::mutex::MutexGuard,
         Mutex,
     },
@@ -93,7 +95,9 @@ pub(crate) struct State {
     pub(crate) open: bool,
     /// Migration, for devices with a backend; `None`: no migration feature.
     pub(crate) mig: Option<Migration>,
-    /// The overlay or `stale` changed: the pass words are published again at unlock.
+    /// The overlay, `regs` or `stale` changed: the pass words are published again at unlock.
+    /// Whoever changes `regs` other than through a config write sets it (a config write
+    /// publishes the dword it changed, `PersonaDevice::publish_emu`).
     pub(crate) pass_dirty: bool,
 }
 
@@ -107,6 +111,8 @@ impl State {
         if let Some(active) = &self.persona {
             self.regs.reset(&active.map);
         }
+        // The emulated bytes' published values.
+        self.pass_dirty = true;
     }
 
     /// Reads the physical config space and the BAR/ROM resources again.
@@ -281,12 +287,13 @@ pub(crate) struct PersonaDevice {
     /// PASID width of the persona in force (`NO_PASID`: it has no PASID capability), written
     /// with `state` held when the persona changes, read without it (PASID attach).
     pasid_width: Atomic<u32>,
-    /// The overlay's pass words (`OverlayMap::pass_word`, all 0 when stale or without a
-    /// persona): what a config access passed straight through needs, readable without `state`.
+    /// The overlay's pass words (`OverlayMap::pass_word`, all 0 when stale, without a
+    /// persona and past the device's config space): what a config access served without
+    /// `state` needs, readable without it.
     pass: [Atomic<u32>; PASS_WORDS],
-    /// The constant bytes' values of each dword (`OverlayMap::const_word`), with `pass`.
-    konst: [Atomic<u32>; PASS_WORDS],
-    /// Seqcount of `pass` and `konst`: odd while `state`'s holder rewrites them or runs a
+    /// The emulated bytes' current values of each dword (`OverlayMap::emu_word`), with `pass`.
+    emu: [Atomic<u32>; PASS_WORDS],
+    /// Seqcount of `pass` and `emu`: odd while `state`'s holder rewrites them or runs a
     /// deferred reset.
     pass_seq: Atomic<u32>,
 }
@@ -299,8 +306,11 @@ pub(crate) enum Fast {
     /// Every piece passed through: one access at this physical offset.
     Span(u16),
     /// A read of one piece at this physical offset, then the bytes the mask names (bit k: byte
-    /// k of the piece) from the dword's constant bytes.
+    /// k of the piece) from the dword's emulated bytes.
     Piece(u16, u8, [u8; 4]),
+    /// A read of one piece of emulated and hidden bytes: the dword's emulated bytes (0 where
+    /// hidden), no device access.
+    Value([u8; 4]),
 }
 
 /// `state` locked; on drop, runs any deferred reset before unlocking.
@@ -391,7 +401,7 @@ impl PersonaDevice {
             pasid_width: Atomic::new(width),
             // Published at the first unlock (`pass_dirty`); no access comes before an open.
             pass <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
-            konst <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
+            emu <- pin_init::init_array_from_fn(|_| Atomic::new(0)),
             pass_seq: Atomic::new(0),
         })
     }
@@ -444,39 +454,68 @@ impl PersonaDevice {
             Some(a) if !state.stale => Some(&a.map),
             _ => None,
         };
-        for (d, (w, c)) in self.pass.iter().zip(self.konst.iter()).enumerate() {
+        // Past the device's config space an access fails (the locked path says `EINVAL`).
+        let words = state.dump.len() / 4;
+        for (d, (w, e)) in self.pass.iter().zip(self.emu.iter()).enumerate() {
+            let map = map.filter(|_| d < words);
             w.store(map.map_or(0, |m| m.pass_word(d)), Relaxed);
-            c.store(map.map_or(0, |m| m.const_word(d)), Relaxed);
+            e.store(map.map_or(0, |m| m.emu_word(&state.regs, d)), Relaxed);
         }
+    }
+
+    /// After a config write on the locked path to config dword `d`: publishes the dword's
+    /// emulated bytes again when the write changed them (with `state` held).
+    pub(crate) fn publish_emu(&self, state: &State, d: usize) {
+        // A pending full publish (at unlock) covers it; a stale device's words stay 0.
+        if state.pass_dirty || state.stale || d >= state.dump.len() / 4 {
+            return;
+        }
+        let (Some(active), Some(e)) = (&state.persona, self.emu.get(d)) else {
+            return;
+        };
+        let v = active.map.emu_word(&state.regs, d);
+        if e.load(Relaxed) == v {
+            return;
+        }
+        self.pass_seq.fetch_add(1, Full);
+        e.store(v, Relaxed);
+        self.pass_seq.fetch_add(1, Release);
     }
 
     /// How a config access of `len` bytes at `off` can be served without `state`, read from the
     /// pass words under `pass_seq`: [`Fast::Span`] when the persona passes every piece of it
     /// straight through (`overlay::pass_span`), [`Fast::Piece`] for a read of one piece beside
-    /// constant bytes (`overlay::pass_piece`). `None` sends the access to the locked path, which
-    /// also sees a deferred reset run first.
+    /// emulated bytes, [`Fast::Value`] for one of emulated and hidden bytes alone
+    /// (`overlay::pass_piece`). `None` sends the access to the locked path, which also sees a
+    /// deferred reset run first.
     pub(crate) fn fast(&self, off: usize, len: usize, write: bool) -> Option<Fast> {
-        let word = |d: usize| self.pass.get(d).map_or(0, |w| w.load(Relaxed));
-        // The cheapest refusal first (emulated and hidden dwords): one load, no seqcount.
-        if word(off / 4) == 0 {
-            return None;
-        }
+        // Each load of a kernel atomic is a call or two; an access within one dword (every
+        // access of a VMM's config path) loads its pass word once, after the count.
         let seq = self.pass_seq.load(Acquire);
         if seq % 2 != 0 || self.reset_pending.load(Relaxed) {
             return None;
         }
+        // Acquire: the count's second load below stays after these (as `smp_rmb` would keep
+        // it), pairing with the writer's ordered increments.
+        let load = |d: usize| self.pass.get(d).map_or(0, |w| w.load(Acquire));
+        let d = off / 4;
+        let w = load(d);
+        if w == 0 {
+            return None;
+        }
+        let word = |e: usize| if e == d { w } else { load(e) };
         let fast = match overlay::pass_span(word, off, len, write) {
             Some(phys) => Fast::Span(phys),
             None if !write => {
-                let d = off / 4;
-                let (phys, konst) = overlay::pass_piece(word(d), off, len)?;
-                let values = self.konst.get(d)?.load(Relaxed).to_le_bytes();
-                Fast::Piece(phys, konst, values)
+                let (phys, mask) = overlay::pass_piece(w, off, len)?;
+                let values = self.emu.get(d)?.load(Acquire).to_le_bytes();
+                match phys {
+                    Some(phys) => Fast::Piece(phys, mask, values),
+                    None => Fast::Value(values),
+                }
             }
             None => return None,
         };
-        // Pairs with the Release of the writer's closing increment.
-        smp_mb(Read);
         if self.pass_seq.load(Relaxed) != seq {
             return None;
         }

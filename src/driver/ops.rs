@@ -127,6 +127,8 @@ impl vfio::Operations for PersonaDevice {
         let mut guard = dev.data().lock_state(dev.core());
         let state = &mut *guard;
         let mig = state.mig.as_mut().ok_or(EOPNOTSUPP)?;
+        // A resume loads the emulated registers.
+        state.pass_dirty = true;
         let mut ctx = migration::Ctx {
             core: dev.core(),
             persona: state.persona.as_ref(),

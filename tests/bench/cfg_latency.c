@@ -19,6 +19,8 @@
  *   write cmd     2 B at 0x04  the command register's own value written back
  *   write bar     4 B at 0x10  BAR0's own value written back
  *   write msi     2 B at 0x42  MSI flags' own value written back
+ *   mmio read     4 B at BAR0 0x00  a register of the device model (edu's ID), not config
+ *                 space: what one device access costs (memory decoding is turned on at open)
  *
  * Then OPEN_ROUNDS (default 200) interleaved opens and closes of each device the way a VMM does
  * them (cdev open, /dev/iommu, IOAS, bind, attach, then close of both fds): on persona-vfio-pci
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +48,7 @@ struct cas {
 	const char *name;
 	int write;
 	uint32_t off, len;
+	int bar0;	/* in BAR0 rather than the config region */
 };
 
 static const struct cas cases[] = {
@@ -52,7 +56,7 @@ static const struct cas cases[] = {
 	{ "read bar", 0, 0x10, 4 },	{ "read msi", 0, 0x40, 4 },
 	{ "read hidden", 0, 0xf0, 4 },	{ "read all", 0, 0x00, 256 },
 	{ "write cmd", 1, 0x04, 2 },	{ "write bar", 1, 0x10, 4 },
-	{ "write msi", 1, 0x42, 2 },
+	{ "write msi", 1, 0x42, 2 },	{ "mmio read", 0, 0x00, 4, 1 },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -60,6 +64,7 @@ struct dev {
 	const char *bdf;
 	struct pvp_dev d;
 	uint64_t cfg;			/* config region offset in the device fd */
+	uint64_t bar0;			/* BAR0 region offset */
 	uint8_t wval[NCASES][4];	/* what each write case writes: the register's own value */
 	uint64_t *ns[NCASES];
 };
@@ -90,6 +95,21 @@ static void open_dev(struct dev *v, int rounds)
 	err = pvp_config_size(v->d.devfd, &v->cfg, &size);
 	if (err)
 		fail(v->bdf, "config region info", -err);
+	{
+		struct vfio_region_info ri = { .argsz = sizeof(ri),
+					       .index = VFIO_PCI_BAR0_REGION_INDEX };
+		uint16_t cmd;
+
+		if (ioctl(v->d.devfd, VFIO_DEVICE_GET_REGION_INFO, &ri))
+			fail(v->bdf, "BAR0 region info", errno);
+		v->bar0 = ri.offset;
+		/* Memory decoding on, so that BAR0 answers (before the write cases read back). */
+		if (pread(v->d.devfd, &cmd, 2, v->cfg + 4) != 2)
+			fail(v->bdf, "read command", errno);
+		cmd |= 0x2;
+		if (pwrite(v->d.devfd, &cmd, 2, v->cfg + 4) != 2)
+			fail(v->bdf, "enable memory decoding", errno);
+	}
 	for (i = 0; i < NCASES; i++) {
 		v->ns[i] = calloc(rounds, sizeof(uint64_t));
 		if (!v->ns[i])
@@ -113,7 +133,7 @@ static uint64_t one(struct dev *v, size_t i)
 	if (c->write)
 		n = pwrite(v->d.devfd, v->wval[i], c->len, v->cfg + c->off);
 	else
-		n = pread(v->d.devfd, buf, c->len, v->cfg + c->off);
+		n = pread(v->d.devfd, buf, c->len, (c->bar0 ? v->bar0 : v->cfg) + c->off);
 	t1 = now();
 	if (n != (ssize_t)c->len)
 		fail(v->bdf, c->name, n < 0 ? errno : EIO);
@@ -182,9 +202,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < NCASES; i++) {
 		uint64_t m0 = median(dv[0].ns[i], rounds), m1 = median(dv[1].ns[i], rounds);
 
-		printf("cfg %-11s %3u B at 0x%02x: baseline %6llu ns, device %6llu ns, ratio %.2f\n",
-		       cases[i].name, cases[i].len, cases[i].off, (unsigned long long)m0,
-		       (unsigned long long)m1, m0 ? (double)m1 / (double)m0 : 0.0);
+		printf("%s %-11s %3u B at 0x%02x: baseline %6llu ns, device %6llu ns, ratio %.2f\n",
+		       cases[i].bar0 ? "bar0" : "cfg", cases[i].name, cases[i].len, cases[i].off,
+		       (unsigned long long)m0, (unsigned long long)m1,
+		       m0 ? (double)m1 / (double)m0 : 0.0);
 	}
 	pvp_dev_close(&dv[0].d);
 	pvp_dev_close(&dv[1].d);

@@ -392,16 +392,19 @@ const PASS_DWORD_MASK: u32 = 0x3ff;
 const PASS_READ_SHIFT: u32 = 16;
 /// Shift of the 4 write bits of a pass word.
 const PASS_WRITE_SHIFT: u32 = 20;
-/// Shift of the 4 constant bits of a pass word.
-const PASS_CONST_SHIFT: u32 = 24;
+/// Shift of the 4 emulated bits of a pass word.
+const PASS_EMU_SHIFT: u32 = 24;
+/// Shift of the 4 hidden bits of a pass word.
+const PASS_HIDDEN_SHIFT: u32 = 28;
 
 impl OverlayMap {
     /// A summary of config dword `d` made of plain integers, so that the kernel glue can keep
     /// a copy readable without its lock: bits 9:0 a physical dword `P`, bit 16 + k set when
     /// byte k of the dword passes through unchanged to physical byte `4 * P + k` (pinned or
     /// dynamic), bit 20 + k when it does so for a write too (dynamic), bit 24 + k when the byte
-    /// is emulated with nothing writable (its value never leaves the reset value,
-    /// [`OverlayMap::const_word`]: capability IDs and next pointers). 0 passes nothing.
+    /// is emulated (its value is byte k of [`OverlayMap::emu_word`]), bit 28 + k when it is
+    /// hidden (reads as 0). 0: some byte of the dword is passed through elsewhere and the
+    /// dword has nothing else.
     ///
     /// `P` is the dword of the first byte that passes through at its own place in a dword;
     /// bytes mapped elsewhere are left out, so [`pass_span`] on these words never says more
@@ -414,53 +417,54 @@ impl OverlayMap {
         for k in 0..4u32 {
             let ku = usize::try_from(k).unwrap_or(0);
             let (rule, phys) = self.at(base.saturating_add(ku));
-            if rule == Rule::Emulated && self.wmask.get(phys).copied() == Some(0) {
-                word |= 1u32.wrapping_shl(PASS_CONST_SHIFT.wrapping_add(k));
-                continue;
-            }
-            if !rule.is_pass() || phys % 4 != ku {
-                continue;
-            }
-            let p = *dword.get_or_insert(phys / 4);
-            if phys / 4 != p {
-                continue;
-            }
-            word |= 1u32.wrapping_shl(PASS_READ_SHIFT.wrapping_add(k));
-            if rule == Rule::Dynamic {
-                word |= 1u32.wrapping_shl(PASS_WRITE_SHIFT.wrapping_add(k));
+            match rule {
+                Rule::Emulated => word |= 1u32.wrapping_shl(PASS_EMU_SHIFT.wrapping_add(k)),
+                Rule::Hidden => word |= 1u32.wrapping_shl(PASS_HIDDEN_SHIFT.wrapping_add(k)),
+                Rule::Pinned | Rule::Dynamic => {
+                    if phys % 4 != ku {
+                        continue;
+                    }
+                    let p = *dword.get_or_insert(phys / 4);
+                    if phys / 4 != p {
+                        continue;
+                    }
+                    word |= 1u32.wrapping_shl(PASS_READ_SHIFT.wrapping_add(k));
+                    if rule == Rule::Dynamic {
+                        word |= 1u32.wrapping_shl(PASS_WRITE_SHIFT.wrapping_add(k));
+                    }
+                }
             }
         }
-        match dword {
-            Some(p) => word | (u32::try_from(p).unwrap_or(0) & PASS_DWORD_MASK),
-            // Constants alone are served by the locked path: nothing to read from the device.
-            None => 0,
-        }
+        word | dword.map_or(0, |p| u32::try_from(p).unwrap_or(0) & PASS_DWORD_MASK)
     }
 
-    /// The values of the constant bytes of config dword `d` (see [`OverlayMap::pass_word`]),
-    /// little-endian; 0 in every other byte.
+    /// The current values of the emulated bytes of config dword `d` (see
+    /// [`OverlayMap::pass_word`]), little-endian; 0 in every other byte. It changes only when
+    /// `st` does: a write to one of its emulated bytes, a reset or a load.
     #[must_use]
-    pub fn const_word(&self, d: usize) -> u32 {
+    pub fn emu_word(&self, st: &OverlayState, d: usize) -> u32 {
         let base = d.saturating_mul(4);
         let mut b = [0u8; 4];
         for (k, v) in b.iter_mut().enumerate() {
             let (rule, slot) = self.at(base.saturating_add(k));
-            if rule == Rule::Emulated && self.wmask.get(slot).copied() == Some(0) {
-                *v = self.reset.get(slot).copied().unwrap_or(0);
+            if rule == Rule::Emulated {
+                *v = st.value.get(slot).copied().unwrap_or(0);
             }
         }
         u32::from_le_bytes(b)
     }
 }
 
-/// A read of one naturally aligned piece (`len` 1, 2 or 4 at `off`) from its pass word `word`:
-/// when every byte of it passes through in place or is constant, and at least one passes, the
-/// physical offset to read the whole piece at and which of its bytes (bit k: byte k of the
-/// piece) then take their constant value instead. Constant bytes are emulated, never hidden:
-/// the device's byte behind one is read along with its neighbours, in one device read as
-/// vfio-pci would make, and its value discarded.
+/// A read of one naturally aligned piece (`len` 1, 2 or 4 at `off`) from its pass word `word`,
+/// when every byte of it passes through in place or is emulated, or every byte is emulated or
+/// hidden: the physical offset to read the whole piece at (`None`: no device read at all) and
+/// which of its bytes (bit k: byte k of the piece) then take their value from the dword's
+/// [`OverlayMap::emu_word`] (a hidden byte's is 0). A piece mixing passed-through and hidden
+/// bytes is not served here, since hidden bytes never reach the device. The device's byte
+/// behind an emulated one is read along with its neighbours, in one device read as vfio-pci
+/// would make, and its value discarded.
 #[must_use]
-pub fn pass_piece(word: u32, off: usize, len: usize) -> Option<(u16, u8)> {
+pub fn pass_piece(word: u32, off: usize, len: usize) -> Option<(Option<u16>, u8)> {
     if !matches!(len, 1 | 2 | 4) || off.checked_rem(len) != Some(0) || off >= SPACE {
         return None;
     }
@@ -471,15 +475,25 @@ pub fn pass_piece(word: u32, off: usize, len: usize) -> Option<(u16, u8)> {
         _ => 0x1,
     };
     let read = (word >> PASS_READ_SHIFT.wrapping_add(k)) & ones;
-    let konst = (word >> PASS_CONST_SHIFT.wrapping_add(k)) & ones;
-    if read == 0 || read | konst != ones {
+    let emu = (word >> PASS_EMU_SHIFT.wrapping_add(k)) & ones;
+    let hidden = (word >> PASS_HIDDEN_SHIFT.wrapping_add(k)) & ones;
+    if read | emu | hidden != ones {
+        return None;
+    }
+    if read == 0 {
+        return Some((None, u8::try_from(ones).ok()?));
+    }
+    if hidden != 0 {
         return None;
     }
     let phys = usize::try_from(word & PASS_DWORD_MASK)
         .ok()?
         .checked_mul(4)?
         .checked_add(off % 4)?;
-    Some((u16::try_from(phys).ok()?, u8::try_from(konst & !read).ok()?))
+    Some((
+        Some(u16::try_from(phys).ok()?),
+        u8::try_from(emu & !read).ok()?,
+    ))
 }
 
 /// The physical offset a whole access of `len` bytes at `off` goes to unchanged, from the pass

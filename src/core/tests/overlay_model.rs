@@ -27,6 +27,21 @@ struct Dev {
     user: u32,
 }
 
+/// An accessor whose every device access fails.
+struct NoDevice;
+
+impl ConfigAccess for NoDevice {
+    type Error = ();
+
+    fn read(&mut self, _: u16, _: u8) -> Result<u32, ()> {
+        Err(())
+    }
+
+    fn write(&mut self, _: u16, _: u8, _: u32) -> Result<(), ()> {
+        Err(())
+    }
+}
+
 impl ConfigAccess for Dev {
     type Error = ();
 
@@ -397,10 +412,11 @@ fn pass_span_is_passthrough_of_every_piece() {
     assert_eq!(pass_span(|d| words[d], 0xc4, 8, false), Some(0x84));
 }
 
-/// `pass_piece` on the pass words says `Some((phys, constant bytes))` only for a piece whose
-/// value, as the overlay serves it, is the device's bytes at `phys` with the constant bytes
-/// taken from `const_word`, whatever the emulated registers were written to before; and it
-/// finds pieces mixing both (capability IDs and next pointers beside passed-through flags).
+/// `pass_piece` on the pass words says `Some((phys, emulated bytes))` only for a piece whose
+/// value, as the overlay serves it, is the device's bytes at `phys` (none when `phys` is
+/// `None`) with the emulated bytes taken from `emu_word` of the registers as they are, after
+/// the emulated registers were written to; and it finds pieces mixing both (capability IDs and
+/// next pointers beside passed-through flags), and pieces of emulated and hidden bytes alone.
 #[test]
 fn pass_piece_is_the_overlay_read() {
     let (_, mut m) = persona();
@@ -422,36 +438,73 @@ fn pass_piece_is_the_overlay_read() {
         mem: dump.clone(),
         user: 0,
     };
-    // Every writable bit of the emulated registers (and the device's dynamic bytes) changed.
-    for off in (0..4096u16).step_by(4) {
-        let v = u32::from(off).wrapping_mul(0x9e37_79b9) ^ 0xa5a5_5a5a;
-        dev.user = v;
-        map.write(&mut st, &mut dev, off, 4, v).unwrap();
-    }
     let words: Vec<u32> = (0..PASS_WORDS).map(|d| map.pass_word(d)).collect();
-    let (mut plain, mut mixed) = (0, 0);
-    for len in [1usize, 2, 4] {
-        for off in (0..4096usize).step_by(len) {
-            let Some((phys, konst)) = pass_piece(words[off / 4], off, len) else {
-                continue;
-            };
-            let want = map.read(&st, &mut dev, off as u16, len as u8).unwrap();
-            let c = map.const_word(off / 4).to_le_bytes();
-            let mut got = [0u8; 4];
-            for k in 0..len {
-                got[k] = if konst & (1 << k) != 0 {
-                    c[off % 4 + k]
-                } else {
-                    dev.mem[usize::from(phys) + k]
-                };
+    let (mut plain, mut mixed, mut value, mut writable) = (0, 0, 0, 0);
+    // At the reset values, then with every writable bit of the emulated registers (and the
+    // device's dynamic bytes) changed: `emu_word` follows the registers.
+    for round in 0..2 {
+        if round == 1 {
+            for off in (0..4096u16).step_by(4) {
+                let v = u32::from(off).wrapping_mul(0x9e37_79b9) ^ 0xa5a5_5a5a;
+                dev.user = v;
+                map.write(&mut st, &mut dev, off, 4, v).unwrap();
             }
-            assert_eq!(u32::from_le_bytes(got), want, "{off:#x}/{len}");
-            if konst != 0 {
-                mixed += 1;
-            } else {
-                plain += 1;
+        }
+        let emu: Vec<u32> = (0..PASS_WORDS).map(|d| map.emu_word(&st, d)).collect();
+        for len in [1usize, 2, 4] {
+            for off in (0..4096usize).step_by(len) {
+                let Some((phys, from_emu)) = pass_piece(words[off / 4], off, len) else {
+                    continue;
+                };
+                let want = map.read(&st, &mut dev, off as u16, len as u8).unwrap();
+                let c = emu[off / 4].to_le_bytes();
+                let mut got = [0u8; 4];
+                for k in 0..len {
+                    // A device byte read is one the overlay reads too: never a hidden one.
+                    assert!(
+                        phys.is_none()
+                            || from_emu & (1 << k) != 0
+                            || map.passthrough((off + k) as u16, 1, false).is_some(),
+                        "{off:#x}/{len}: byte {k} read from the device"
+                    );
+                    got[k] = if from_emu & (1 << k) != 0 {
+                        c[off % 4 + k]
+                    } else {
+                        dev.mem[usize::from(phys.expect("a device byte")) + k]
+                    };
+                }
+                assert_eq!(
+                    u32::from_le_bytes(got),
+                    want,
+                    "{off:#x}/{len} round {round}"
+                );
+                match phys {
+                    None => {
+                        // No device access: the overlay serves it without one either.
+                        assert_eq!(
+                            map.read(&st, &mut NoDevice, off as u16, len as u8),
+                            Ok(want),
+                            "{off:#x}/{len}"
+                        );
+                        value += 1;
+                        let mut fresh = Box::<OverlayState>::default();
+                        fresh.reset(&map);
+                        if want
+                            != map
+                                .read(&fresh, &mut NoDevice, off as u16, len as u8)
+                                .unwrap()
+                        {
+                            writable += 1;
+                        }
+                    }
+                    Some(_) if from_emu != 0 => mixed += 1,
+                    Some(_) => plain += 1,
+                }
             }
         }
     }
-    assert!(plain > 100 && mixed > 0, "both cases seen: {plain} {mixed}");
+    assert!(
+        plain > 100 && mixed > 0 && value > 100 && writable > 0,
+        "every case seen: {plain} {mixed} {value} {writable}"
+    );
 }

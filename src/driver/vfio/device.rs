@@ -344,15 +344,47 @@ pub(crate) struct PasidStatus {
 }
 
 /// Writes `data` to the user buffer of `io`, `at` bytes in.
+///
+/// First without faulting (`copy_to_user_nofault`): the config path writes a few bytes into a
+/// buffer the user just handed in, whose page is nearly always present, and the plain copy's
+/// `might_fault` check costs more than the copy under lockdep. A fault falls back to the plain
+/// copy, which may sleep.
 pub(crate) fn copy_to_user_at(io: &RegionIo, at: usize, data: &[u8]) -> Result {
-    kernel::uaccess::UserSlice::new(io.user().wrapping_byte_add(at), data.len())
+    let user = io.user().wrapping_byte_add(at);
+    // SAFETY: `data` is valid for reads of `data.len()` bytes; the callee checks the user range
+    // and handles faults on it.
+    let n = unsafe {
+        kernel::bindings::copy_to_user_nofault(
+            user.as_mut_ptr().cast(),
+            data.as_ptr().cast(),
+            data.len(),
+        )
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    kernel::uaccess::UserSlice::new(user, data.len())
         .writer()
         .write_slice(data)
 }
 
-/// Reads `out.len()` bytes from the user buffer of `io`, `at` bytes in.
+/// Reads `out.len()` bytes from the user buffer of `io`, `at` bytes in (first without
+/// faulting, as [`copy_to_user_at`]).
 pub(crate) fn copy_from_user_at(io: &RegionIo, at: usize, out: &mut [u8]) -> Result {
-    kernel::uaccess::UserSlice::new(io.user().wrapping_byte_add(at), out.len())
+    let user = io.user().wrapping_byte_add(at);
+    // SAFETY: `out` is valid for writes of `out.len()` bytes; the callee checks the user range
+    // and handles faults on it.
+    let n = unsafe {
+        kernel::bindings::copy_from_user_nofault(
+            out.as_mut_ptr().cast(),
+            user.as_const_ptr().cast(),
+            out.len(),
+        )
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    kernel::uaccess::UserSlice::new(user, out.len())
         .reader()
         .read_slice(out)
 }
