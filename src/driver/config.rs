@@ -191,6 +191,11 @@ fn access(dev: &Device<PersonaDevice, Io>, io: &mut RegionIo, write: bool) -> Re
         };
         let mut b = [0u8; 4];
         if write {
+            // The piece is fetched twice (review S6): here for the overlay's decision and the
+            // emulated bytes, and again by vfio-pci-core for the bytes the overlay forwards. A
+            // user changing its buffer in between only changes what it writes to bytes the
+            // persona lets it write; vfio-pci-core applies its own checks to what it reads, and
+            // emulated and hidden bytes come from this copy alone.
             vfio::copy_from_user_at(io, done, &mut b[..n])?;
             let r = active
                 .map
