@@ -49,6 +49,8 @@ pub const ROM_ADDRESS: usize = 0x30;
 pub const CAPABILITY_LIST: usize = 0x34;
 /// Interrupt line register (8 bits).
 pub const INTERRUPT_LINE: usize = 0x3c;
+/// Interrupt pin register (8 bits).
+pub const INTERRUPT_PIN: usize = 0x3d;
 
 /// Standard capability: Power Management.
 pub const CAP_ID_PM: u8 = 0x01;
