@@ -50,7 +50,7 @@ use crate::{
     persona::{self, Active, Selector},
     persona_core::{
         overlay::{self, OverlayState, PASS_WORDS},
-        pci::INTERRUPT_PIN,
+        pci,
         persona::{BarInfo, DeviceView, NBARS, SPACE},
     },
     vfio::{CoreDevice, RegionIo},
@@ -130,9 +130,10 @@ impl State {
             return Err(EIO);
         }
         // The check compares the Interrupt Pin a user is shown, which vfio-pci-core virtualises
-        // (0 without INTx), not the physical one.
-        if let Some(pin) = self.dump.get_mut(INTERRUPT_PIN) {
-            *pin = core.presented_interrupt_pin(*pin);
+        // (0 without INTx), not the physical one (`pci::presented_interrupt_pin` says why).
+        let (own, absent) = core.interrupt_pin_facts();
+        if let Some(pin) = self.dump.get_mut(pci::INTERRUPT_PIN) {
+            *pin = pci::presented_interrupt_pin(*pin, own, absent);
         }
         self.bars = persona::bar_table(&core.resources());
         Ok(())

@@ -1,6 +1,6 @@
 //! The Interrupt Line (0x3c) is the persona's: derived emulated with a fixed reset value, never
 //! forwarded, kept across a function reset, carried by the config record; a persona that still
-//! forwards it says so.
+//! forwards it says so. The Interrupt Pin (0x3d) is checked as vfio-pci-core presents it.
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -14,6 +14,7 @@ mod persona_support;
 use persona_core::mig::records::config::{ConfigRecord, LEN};
 use persona_core::overlay::{ConfigAccess, OverlayMap, OverlayState};
 use persona_core::pci;
+use persona_core::persona::check::{check_with, CheckReason, IommuPasid};
 use persona_core::persona::derive::{derive_blob, DeriveOptions};
 use persona_core::persona::fields::INTERRUPT_LINE_RESET;
 use persona_core::persona::format::MAX_BLOB;
@@ -169,4 +170,54 @@ fn function_reset_returns_every_other_emulated_register() {
     st.reset_function(&map);
     assert_eq!(map.read(&st, &mut dev, 0x10, 4).unwrap(), bar0);
     assert_eq!(map.read(&st, &mut dev, 0x3c, 1).unwrap(), 0x05);
+}
+
+/// The check's input at 0x3d as the driver gives it: what vfio-pci-core presents.
+fn presented(dump: &[u8], own: Option<u8>, absent: bool) -> Vec<u8> {
+    let mut d = dump.to_vec();
+    d[pci::INTERRUPT_PIN] = pci::presented_interrupt_pin(d[pci::INTERRUPT_PIN], own, absent);
+    d
+}
+
+fn pin_reasons(blob: &[u8], dump: &[u8]) -> Vec<CheckReason> {
+    let p = PersonaRef::parse(blob).unwrap();
+    let iommu = IommuPasid {
+        max_pasid_log2: 20,
+        exec: true,
+        privileged: true,
+    };
+    let mut v = Vec::new();
+    check_with(&p, &view(dump), &iommu, &mut |r| v.push(r));
+    v
+}
+
+#[test]
+fn interrupt_pin_is_checked_as_vfio_pci_core_presents_it() {
+    let (a, _) = edus();
+    assert_eq!(a[pci::INTERRUPT_PIN], 1);
+    let blob = blob_of(&a, false);
+    // vfio-pci-core's own copy wins; before it has one, no INTx means 0, else the physical pin.
+    assert_eq!(pci::presented_interrupt_pin(1, Some(0), false), 0);
+    assert_eq!(pci::presented_interrupt_pin(1, Some(1), true), 1);
+    assert_eq!(pci::presented_interrupt_pin(1, None, true), 0);
+    assert_eq!(pci::presented_interrupt_pin(1, None, false), 1);
+    // A host presenting the pin: accepted.
+    assert!(pin_reasons(&blob, &presented(&a, Some(1), false)).is_empty());
+    assert!(pin_reasons(&blob, &presented(&a, None, false)).is_empty());
+    // The same physical function on a host where vfio-pci-core shows 0 (nointx, no IRQ routed):
+    // refused, naming the interrupt pin, although its physical pin is the persona's.
+    for (own, absent) in [(Some(0), false), (None, true)] {
+        let r = pin_reasons(&blob, &presented(&a, own, absent));
+        assert!(
+            r.iter().any(|r| matches!(
+                r,
+                CheckReason::Pinned {
+                    offset: 0x3d,
+                    register: "interrupt pin",
+                    ..
+                }
+            )),
+            "{own:?} {absent}: {r:?}"
+        );
+    }
 }

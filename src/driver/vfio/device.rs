@@ -176,23 +176,16 @@ impl CoreDevice {
         Ok(size)
     }
 
-    /// The Interrupt Pin vfio-pci-core shows a user for the physical value `phys`: its own
-    /// copy while the device is enabled (open), else what enabling will make of `phys` as far as
-    /// it can be known before (the core's nointx device quirk shows at enable only). Call with
+    /// vfio-pci-core's own Interrupt Pin (`None` while the device is not enabled) and whether
+    /// it will present no INTx: the facts `pci::presented_interrupt_pin` decides from. Call with
     /// the driver's state held, which open and close hold around enable and disable.
-    pub(crate) fn presented_interrupt_pin(&self, phys: u8) -> u8 {
+    pub(crate) fn interrupt_pin_facts(&self) -> (Option<u8>, bool) {
         // SAFETY: By the type invariants the core device is initialised; vconfig is allocated
         // and freed only in enable/disable, which the caller's lock excludes.
         let own = unsafe { bindings::pvp_shim_vconfig_pin(self.as_raw()) };
-        if let Ok(pin) = u8::try_from(own) {
-            return pin;
-        }
         // SAFETY: By the type invariants `pdev` is the bound function; the shim only reads.
-        if unsafe { bindings::pvp_shim_intx_absent(self.as_raw()) } {
-            0
-        } else {
-            phys
-        }
+        let absent = unsafe { bindings::pvp_shim_intx_absent(self.as_raw()) };
+        (u8::try_from(own).ok(), absent)
     }
 
     /// Length and flags (`pci_resource_len`, `pci_resource_flags`) of BAR 0..5 and the ROM.
