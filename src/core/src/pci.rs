@@ -62,6 +62,9 @@ pub const INTERRUPT_PIN: usize = 0x3d;
 /// show an interrupt the user cannot have: vfio-pci-core counts INTx IRQs from its own copy
 /// (`VFIO_DEVICE_GET_IRQ_INFO` gives 0 of them), so a VMM would see pin 1 and fail to set up
 /// INTx.
+///
+/// Before the first enable `intx_absent` can only be a forecast (the IRQ the host assigns at
+/// enable may differ from the one enumeration read): the check at open, from `own`, decides.
 #[must_use]
 pub fn presented_interrupt_pin(phys: u8, own: Option<u8>, intx_absent: bool) -> u8 {
     match own {
