@@ -44,6 +44,14 @@ struct vfio_pci_core_device *pvp_shim_dev_drvdata(struct device *dev);
 /* IOMMU PASID support for the function: max PASIDs the IOMMU gives it, PASID control status. */
 void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status);
 
+/*
+ * Interrupt Pin facts: vfio-pci-core's own copy (vconfig, which exists from enable to disable),
+ * or -1 without one; and whether vfio_config_init() zeroes it (no INTx support built in,
+ * nointx, a VF, no IRQ routed): IS_ENABLED, a bitfield and IRQ_NOTCONNECTED are C's.
+ */
+int pvp_shim_vconfig_pin(struct vfio_pci_core_device *vdev);
+bool pvp_shim_intx_absent(struct vfio_pci_core_device *vdev);
+
 /* The default_persona module parameter (a string: Rust's module! has no string parameters). */
 const char *pvp_shim_default_persona(void);
 

@@ -102,14 +102,28 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Returns every emulated register to the persona's reset value.
+    /// Returns every emulated register to the persona's reset value (open, selection).
     pub(crate) fn reset(&mut self) {
+        self.reset_as(false);
+    }
+
+    /// After a reset of the function: as [`State::reset`], except that the emulated Interrupt
+    /// Line keeps the user's value (`OverlayState::reset_function` says why).
+    fn reset_function(&mut self) {
+        self.reset_as(true);
+    }
+
+    fn reset_as(&mut self, function: bool) {
         self.resets = self.resets.wrapping_add(1);
         if let Some(mig) = &mut self.mig {
             mig.reset();
         }
         if let Some(active) = &self.persona {
-            self.regs.reset(&active.map);
+            if function {
+                self.regs.reset_function(&active.map);
+            } else {
+                self.regs.reset(&active.map);
+            }
         }
         // The emulated bytes' published values.
         self.pass_dirty = true;
@@ -120,6 +134,12 @@ impl State {
         let n = core.read_physical_config(&mut self.dump)?;
         if n != self.dump.len() {
             return Err(EIO);
+        }
+        // The check compares the Interrupt Pin a user is shown, which vfio-pci-core virtualises
+        // (0 without INTx), not the physical one (`pci::presented_interrupt_pin` says why).
+        let (own, absent) = core.interrupt_pin_facts();
+        if let Some(pin) = self.dump.get_mut(pci::INTERRUPT_PIN) {
+            *pin = pci::presented_interrupt_pin(*pin, own, absent);
         }
         self.bars = persona::bar_table(&core.resources());
         Ok(())
@@ -354,7 +374,7 @@ impl Drop for StateGuard<'_> {
                     // new: a reader without `state` never acts on words a reset is replacing.
                     dev.pass_seq.fetch_add(1, Full);
                     while dev.reset_pending.xchg(false, Full) {
-                        state.reset();
+                        state.reset_function();
                         state.after_reset(self.core, &dev.stale);
                     }
                     dev.publish_pass(state);

@@ -64,6 +64,16 @@ impl Active {
         if !check_logged(dev, &p, view, pasid, "refused for this device") {
             return Err(EINVAL);
         }
+        if p.forwards_interrupt_line() {
+            // Its meaning is kept (older derives and the parity form say so), never silently.
+            dev_warn!(
+                dev,
+                "persona {}@{}.{} forwards the interrupt line (0x3c): it shows the host's                  routing and migration does not carry it; derive the persona again to have it                  emulated\n",
+                p.name(),
+                p.version().major,
+                p.version().minor
+            );
+        }
         let pasid_width = p.pasid().map(|i| i.width);
         let mut map = KBox::init(pin_init::init_zeroed::<OverlayMap>(), GFP_KERNEL)?;
         map.build(&p, view.config).map_err(|e| {

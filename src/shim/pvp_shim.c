@@ -149,6 +149,19 @@ struct vfio_pci_core_device *pvp_shim_dev_drvdata(struct device *dev)
 	return dev_get_drvdata(dev);
 }
 
+int pvp_shim_vconfig_pin(struct vfio_pci_core_device *vdev)
+{
+	return vdev->vconfig ? vdev->vconfig[PCI_INTERRUPT_PIN] : -1;
+}
+
+bool pvp_shim_intx_absent(struct vfio_pci_core_device *vdev)
+{
+	struct pci_dev *pdev = vdev->pdev;
+
+	return !IS_ENABLED(CONFIG_VFIO_PCI_INTX) || vdev->nointx || pdev->is_virtfn ||
+	       !pdev->irq || pdev->irq == IRQ_NOTCONNECTED;
+}
+
 void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status)
 {
 	*max_pasids = pdev->dev.iommu ? pdev->dev.iommu->max_pasids : 0;

@@ -14,7 +14,8 @@
  *
  * Same-device mode (PVP_BDF_A == PVP_BDF_B): the device is bound to driver A and dumped, bound to
  * driver B and dumped, and the dumps must be identical byte for byte, with no masking but one:
- * persona-vfio-pci against another driver, the BAR and ROM address bits (see bar_address_bits()).
+ * persona-vfio-pci against another driver, the BAR and ROM address bits and the Interrupt Line
+ * (see bar_address_bits()).
  *
  * Each test dumps afresh (the harness runs the fixture setup for every test), each dump from a
  * fresh bind, and leaves the devices bound to their drivers.
@@ -208,15 +209,18 @@ static bool cfg_masked(const struct dump *d, size_t off)
 }
 
 /*
- * The one config difference persona-vfio-pci makes on purpose on the same device: a persona
+ * The config differences persona-vfio-pci makes on purpose on the same device: a persona
  * presents the BAR and ROM registers from its BAR table (issue 10), so they read the type bits
- * (I/O; 64-bit; prefetchable) and never the host's address, which vfio-pci shows. True when @a
- * and @b at @off differ only in such address bits.
+ * (I/O; 64-bit; prefetchable) and never the host's address, which vfio-pci shows; and it owns
+ * the Interrupt Line, 0 on a fresh open where vfio-pci shows the host's routing. True when @a
+ * and @b at @off differ only in such address bits, or at the Interrupt Line with one side 0.
  */
 static bool bar_address_bits(size_t off, uint8_t a, uint8_t b)
 {
 	uint8_t keep;
 
+	if (off == PCI_INTERRUPT_LINE)
+		return !a || !b;
 	if (off >= PCI_BASE_ADDRESS_0 && off < PCI_BASE_ADDRESS_5 + 4)
 		keep = off % 4 ? 0 : (a & PCI_BASE_ADDRESS_SPACE_IO) ? 0x03 : 0x0f;
 	else if (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4)

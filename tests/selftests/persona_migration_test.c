@@ -4,7 +4,9 @@
  * to persona-vfio-pci): the feature and its flags, every arc from the seven states a user can
  * ask for to all eight (the ERROR row, resets, closes, refused streams, DMA holding and the
  * persona check are in persona_migration_fault_test), a save on A resumed on B with the shadowed
- * registers equal, in chunked reads and writes, with PRECOPY_INFO along the way.
+ * registers equal, in chunked reads and writes, with PRECOPY_INFO along the way. The Interrupt
+ * Line (0x3c) is the persona's: a fresh open reads its reset value (0) on both functions, and a
+ * value written on A reads back on B after the resume (the config record carries it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +66,26 @@ static uint32_t rd(int devfd, uint64_t bar, uint32_t reg)
 static int wr(int devfd, uint64_t bar, uint32_t reg, uint32_t v)
 {
 	return pwrite(devfd, &v, 4, bar + reg) == 4 ? 0 : -errno;
+}
+
+/* The Interrupt Line through the config region; 0x1ff when the read fails. */
+static unsigned int irq_line(int devfd)
+{
+	uint64_t off = 0, size = 0;
+	uint8_t v = 0;
+
+	if (pvp_config_size(devfd, &off, &size) || pread(devfd, &v, 1, off + 0x3c) != 1)
+		return 0x1ff;
+	return v;
+}
+
+static int set_irq_line(int devfd, uint8_t v)
+{
+	uint64_t off = 0, size = 0;
+
+	if (pvp_config_size(devfd, &off, &size))
+		return -EIO;
+	return pwrite(devfd, &v, 1, off + 0x3c) == 1 ? 0 : -errno;
 }
 
 FIXTURE(mig) {
@@ -160,6 +182,9 @@ TEST_F(mig, save_resume)
 
 	ASSERT_NE(UINT64_MAX, ba);
 	ASSERT_NE(UINT64_MAX, bb);
+	/* Fresh opens: the persona's reset value on both, whatever the hosts' routing. */
+	EXPECT_EQ(0, irq_line(self->a.devfd));
+	EXPECT_EQ(0, irq_line(self->b.devfd));
 	for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
 		uint32_t live = 0x12345600 + c, fact = 5 + c, st = 0;
 		size_t len = 0;
@@ -175,6 +200,7 @@ TEST_F(mig, save_resume)
 		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x80, 0x1000 + c));
 		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x88, 0x40000));
 		ASSERT_EQ(0, wr(self->a.devfd, ba, 0x90, 8 + c));
+		ASSERT_EQ(0, set_irq_line(self->a.devfd, 0x40 + c));
 		usleep(10000);
 
 		/* Source: PRE_COPY (header only, then ENOMSG), STOP_COPY (the rest, to EOF). */
@@ -218,6 +244,7 @@ TEST_F(mig, save_resume)
 		EXPECT_EQ(0x1000 + c, rd(self->b.devfd, bb, 0x80));
 		EXPECT_EQ(0x40000, rd(self->b.devfd, bb, 0x88));
 		EXPECT_EQ(8 + c, rd(self->b.devfd, bb, 0x90));
+		EXPECT_EQ(0x40 + c, irq_line(self->b.devfd));
 	}
 }
 

@@ -4,7 +4,9 @@
 //! config dump: one 16-bit entry per config byte saying whether it is hidden, passed through
 //! (and to which physical offset, after relocation) or emulated (and which slot of the register
 //! state holds it). The emulated registers live in an [`OverlayState`], which
-//! [`OverlayState::reset`] returns to the persona's reset values (on open and on device reset).
+//! [`OverlayState::reset`] returns to the persona's reset values (on open and selection) and
+//! [`OverlayState::reset_function`] after a reset of the function (every register but the
+//! Interrupt Line).
 //!
 //! Each access then costs a few table lookups: an access whose bytes are all passthrough to
 //! contiguous physical bytes becomes one device access, anything else is split into runs and
@@ -108,6 +110,23 @@ impl OverlayState {
     /// Returns every emulated register to its reset value.
     pub fn reset(&mut self, map: &OverlayMap) {
         self.value.copy_from_slice(&map.reset);
+    }
+
+    /// After a reset of the function (FLR, `VFIO_DEVICE_RESET`, one the PCI core made): every
+    /// emulated register returns to its reset value except an emulated Interrupt Line, which
+    /// keeps what the user wrote. vfio-pci-core builds its own copy of that byte only when the
+    /// device is opened and keeps it across resets, and on bare metal the PCI core restores it
+    /// around a reset; the register holds software's routing, no function state.
+    pub fn reset_function(&mut self, map: &OverlayMap) {
+        let keep = map
+            .emulated_slot(pci::INTERRUPT_LINE)
+            .and_then(|s| self.value.get(s).copied().map(|v| (s, v)));
+        self.reset(map);
+        if let Some((s, v)) = keep {
+            if let Some(d) = self.value.get_mut(s) {
+                *d = v;
+            }
+        }
     }
 
     /// Returns the registers' bytes, one per emulated slot (the migration record).
@@ -217,6 +236,14 @@ impl OverlayMap {
     /// Number of emulated bytes.
     pub fn emulated_len(&self) -> usize {
         usize::from(self.slots)
+    }
+
+    /// The state slot of config byte `off` when it is emulated.
+    pub fn emulated_slot(&self, off: usize) -> Option<usize> {
+        match self.at(off) {
+            (Rule::Emulated, slot) => Some(slot),
+            _ => None,
+        }
     }
 
     /// Rule and payload of config byte `off`.

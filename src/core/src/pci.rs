@@ -49,6 +49,30 @@ pub const ROM_ADDRESS: usize = 0x30;
 pub const CAPABILITY_LIST: usize = 0x34;
 /// Interrupt line register (8 bits).
 pub const INTERRUPT_LINE: usize = 0x3c;
+/// Interrupt pin register (8 bits).
+pub const INTERRUPT_PIN: usize = 0x3d;
+
+/// The Interrupt Pin vfio-pci-core shows a user of a function whose physical pin is `phys`:
+/// its own copy `own` once it has one (built when the device is enabled), else 0 when it will
+/// present no INTx (`intx_absent`: no INTx support built in, the nointx quirk, a VF, no IRQ
+/// routed), else `phys`.
+///
+/// The persona check compares this value, not the physical one: a persona pinning pin 1 on a
+/// host where vfio-pci-core shows 0 must be refused. Emulating the persona's pin instead would
+/// show an interrupt the user cannot have: vfio-pci-core counts INTx IRQs from its own copy
+/// (`VFIO_DEVICE_GET_IRQ_INFO` gives 0 of them), so a VMM would see pin 1 and fail to set up
+/// INTx.
+///
+/// Before the first enable `intx_absent` can only be a forecast (the IRQ the host assigns at
+/// enable may differ from the one enumeration read): the check at open, from `own`, decides.
+#[must_use]
+pub fn presented_interrupt_pin(phys: u8, own: Option<u8>, intx_absent: bool) -> u8 {
+    match own {
+        Some(pin) => pin,
+        None if intx_absent => 0,
+        None => phys,
+    }
+}
 
 /// Standard capability: Power Management.
 pub const CAP_ID_PM: u8 = 0x01;

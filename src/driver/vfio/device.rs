@@ -176,6 +176,18 @@ impl CoreDevice {
         Ok(size)
     }
 
+    /// vfio-pci-core's own Interrupt Pin (`None` while the device is not enabled) and whether
+    /// it will present no INTx: the facts `pci::presented_interrupt_pin` decides from. Call with
+    /// the driver's state held, which open and close hold around enable and disable.
+    pub(crate) fn interrupt_pin_facts(&self) -> (Option<u8>, bool) {
+        // SAFETY: By the type invariants the core device is initialised; vconfig is allocated
+        // and freed only in enable/disable, which the caller's lock excludes.
+        let own = unsafe { bindings::pvp_shim_vconfig_pin(self.as_raw()) };
+        // SAFETY: By the type invariants `pdev` is the bound function; the shim only reads.
+        let absent = unsafe { bindings::pvp_shim_intx_absent(self.as_raw()) };
+        (u8::try_from(own).ok(), absent)
+    }
+
     /// Length and flags (`pci_resource_len`, `pci_resource_flags`) of BAR 0..5 and the ROM.
     pub(crate) fn resources(&self) -> [(u64, u64); 7] {
         let mut out = [(0u64, 0u64); 7];

@@ -120,7 +120,8 @@ fn chain_text(c: &[ChainCap]) -> String {
         .join(" -> ")
 }
 
-/// What the persona says a VFIO user reads at `off` right after reset, as a value and the
+/// What the persona says a VFIO user reads at `off` right after open (and after a reset, but
+/// for an emulated Interrupt Line written before it, which a reset keeps), as a value and the
 /// mask of the bits it fixes: emulated bytes (IDs, BAR registers, capability headers and
 /// contents, registers), hidden bytes (0) and bytes past the presented config size (0) are
 /// fixed whole; pinned and dynamic bytes in their pin mask (for a pinned persona, every

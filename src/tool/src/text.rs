@@ -663,6 +663,12 @@ pub fn field_table_markdown() -> String {
                 fields::FieldKind::Dynamic(ro) if ro != 0 => {
                     format!("{} (read-only bits {ro:#x})", f.rule_name())
                 }
+                fields::FieldKind::Emulated { reset, wmask } => {
+                    format!(
+                        "{} (reset value {reset:#04x}, write mask {wmask:#04x})",
+                        f.rule_name()
+                    )
+                }
                 _ => f.rule_name().to_string(),
             };
             let rule = if f.lower != 0 {

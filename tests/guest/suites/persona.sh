@@ -11,7 +11,9 @@
 #   2. Writes through VFIO: to emulated and hidden bytes never reach the device (sysfs config
 #      identical before and after, while the device is open); to passthrough registers they do
 #      (cache line size, command register memory enable), as with vfio-pci; reset restores
-#      emulated registers.
+#      emulated registers. The Interrupt Line (0x3c) is the persona's on both edus: 0 on a fresh
+#      open (sysfs shows each function's own routing), a write reads back and survives
+#      VFIO_DEVICE_RESET (vfio-pci-core keeps its own copy so), the next open reads 0.
 #   3. Refusals: while open (EBUSY), a persona of another device (EINVAL, reason in dmesg), a
 #      truncated blob (EINVAL), a missing file (ENOENT); the previous persona stays in force.
 #   4. With the PASID fixture (tests/fixtures/pasid), the auto persona of the nvme presents a
@@ -32,12 +34,13 @@ T=$(mktemp -d)
 VP=vfio-persona
 
 e0=$(find_fn 0x1234 0x11e8 | sed -n 1p)
+e1=$(find_fn 0x1234 0x11e8 | sed -n 2p)
 n0=$(find_fn 0x1b36 0x0010 | sed -n 1p)
 ed=/sys/bus/pci/devices/$e0
 nd=/sys/bus/pci/devices/$n0
 
 release_all() {
-	for b in $e0 $n0; do pvp-bind "$b" none >/dev/null 2>&1; done
+	for b in $e0 $e1 $n0; do pvp-bind "$b" none >/dev/null 2>&1; done
 }
 finish() {
 	release_all
@@ -231,6 +234,29 @@ expect "edu-identity: passthrough cache line size write reaches the device" \
 expect "edu-identity: command memory enable cleared and set through VFIO, on the device" \
 	"$(($(printf %d 0x"$(hexat "$T/c0.bin" 4 1)") & 2)) $(($(printf %d 0x"$(hexat "$T/c1.bin" 4 1)") & 2))" "0 2"
 expect "edu-identity: VFIO reads the command register back" "$(($(rd 0x004 2) & 2)) $(($(rd 0x004 2 2) & 2))" "0 2"
+
+# The Interrupt Line on both edus under one persona.
+for b in $e0 $e1; do
+	d=/sys/bus/pci/devices/$b
+	pvp-bind "$b" "$drv" >/dev/null 2>&1
+	o=$($VP bind "$b" --persona edu-identity@1.0 2>&1)
+	tap_ok $? "interrupt line: edu-identity selected on $b" "$o"
+	session "$b" "$(snap "$d" b.bin)" r:0x3c:1 w:0x3c:1:0x2a r:0x3c:1 reset r:0x3c:1
+	tap_ok $? "interrupt line on $b: session ran" "$(cat "$T/s.out")"
+	tap_diag "$b: the function's own interrupt line (sysfs) is 0x$(hexat "$T/b.bin" 0x3c 1)"
+	expect "interrupt line on $b: a fresh open reads the persona's 0x00" "$(rd 0x03c 1)" "0x00"
+	expect "interrupt line on $b: the 0x2a written reads back" "$(rd 0x03c 1 2)" "0x2a"
+	if grep -q '^reset$' "$T/s.out"; then
+		expect "interrupt line on $b: VFIO_DEVICE_RESET keeps the value written" "$(rd 0x03c 1 3)" "0x2a"
+	else
+		tap_skip "interrupt line on $b: VFIO_DEVICE_RESET keeps the value written" \
+			"reset failed: $(grep reset "$T/s.out")"
+	fi
+	session "$b" r:0x3c:1
+	expect "interrupt line on $b: the next open reads 0x00 again" "$(rd 0x03c 1)" "0x00"
+done
+[ -n "$e1" ] || tap_ok 1 "a second edu to test the interrupt line on" "found none"
+pvp-bind "$e1" none >/dev/null 2>&1
 
 # 3. Refusals; the previous persona stays in force.
 # refuse LABEL DEV SEL ERRTEXT: selection from the shell fails with ERRTEXT, attribute unchanged.

@@ -688,7 +688,7 @@ fn check_emulated(p: &PersonaRef<'_>, dump: &[u8], report: &mut dyn FnMut(CheckR
                     let ro = match f.kind {
                         FieldKind::Pinned => u32::MAX,
                         FieldKind::Dynamic(ro) => ro,
-                        FieldKind::Bar | FieldKind::Layout => 0,
+                        FieldKind::Bar | FieldKind::Layout | FieldKind::Emulated { .. } => 0,
                     };
                     (
                         usize::from(f.offset),

@@ -114,6 +114,10 @@ fn set_field_rule(m: &mut PersonaModel, off: usize, f: Option<(&fields::Field, u
         Some((f, k)) => match f.kind {
             FieldKind::Pinned => m.set_pass(off, Rule::Pinned, v, 0xff),
             FieldKind::Dynamic(_) => m.set_pass(off, Rule::Dynamic, v, f.pin_byte(k)),
+            FieldKind::Emulated { .. } => {
+                let (reset, wmask) = f.emulated_byte(k).unwrap_or((0, 0));
+                m.set_emulated(off, reset, wmask);
+            }
             // Written by apply_layout.
             FieldKind::Bar | FieldKind::Layout => m.set_pass(off, Rule::Pinned, v, 0xff),
         },

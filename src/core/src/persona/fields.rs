@@ -6,8 +6,9 @@
 //! every bit must equal the device's), **dynamic** (device state a user reads and writes through
 //! vfio-pci-core: command, status, control registers, MSI/MSI-X address/data/control; the
 //! read-only bits in `ro` are still pinned), a **BAR** register (emulated from the persona's BAR
-//! table) or **layout** (capability headers and the capability pointer, which the persona writes
-//! itself). `lower` marks the bits of a pinned field that a persona may instead emulate with a
+//! table), **layout** (capability headers and the capability pointer, which the persona writes
+//! itself) or **emulated** (a register the persona owns outright: served from the overlay's state,
+//! never forwarded; today only the Interrupt Line). `lower` marks the bits of a pinned field that a persona may instead emulate with a
 //! value no larger than the device's (MSI-X Table Size, PCIe Max Payload Size Supported).
 //!
 //! Bytes of a known capability that no field covers, and every byte of a capability the table
@@ -27,7 +28,23 @@ pub enum FieldKind {
     Bar,
     /// Written by the persona's layout (capability pointer, capability headers).
     Layout,
+    /// Owned by the persona: emulated with this reset value and write mask, never forwarded.
+    Emulated {
+        /// Reset value (what a fresh open shows).
+        reset: u32,
+        /// Writable bits.
+        wmask: u32,
+    },
 }
+
+/// Reset value of the emulated Interrupt Line (0x3c).
+///
+/// The register is scratch for software (PCI 3.0 6.2.4: POST writes the routing there; nothing
+/// in the function reads it), and its only power-on value hardware and QEMU's emulated
+/// functions give it is 0 (QEMU's device reset clears it). vfio-pci-core would instead show the
+/// host's routing (the host kernel writes its IRQ there), which differs from function to
+/// function; a persona shows 0 until its user writes the byte.
+pub const INTERRUPT_LINE_RESET: u8 = 0;
 
 /// One register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +71,18 @@ impl Field {
                 let shift = u32::try_from(k.saturating_mul(8)).unwrap_or(32);
                 u8::try_from(ro.checked_shr(shift).unwrap_or(0) & 0xff).unwrap_or(0)
             }
-            FieldKind::Bar | FieldKind::Layout => 0,
+            FieldKind::Bar | FieldKind::Layout | FieldKind::Emulated { .. } => 0,
         }
+    }
+
+    /// Reset value and write mask of byte `k` of an emulated field (`None` for other rules).
+    pub fn emulated_byte(&self, k: usize) -> Option<(u8, u8)> {
+        let FieldKind::Emulated { reset, wmask } = self.kind else {
+            return None;
+        };
+        let shift = u32::try_from(k.saturating_mul(8)).unwrap_or(32);
+        let b = |v: u32| u8::try_from(v.checked_shr(shift).unwrap_or(0) & 0xff).unwrap_or(0);
+        Some((b(reset), b(wmask)))
     }
 
     /// End (exclusive) of the field, relative to its structure.
@@ -75,6 +102,7 @@ impl Field {
             FieldKind::Dynamic(_) => "dynamic, read-only bits pinned",
             FieldKind::Bar => "emulated from the BAR table",
             FieldKind::Layout => "emulated by the layout",
+            FieldKind::Emulated { .. } => "emulated by the persona",
         }
     }
 }
@@ -126,7 +154,17 @@ pub static HEADER: &[Field] = &[
     f("expansion ROM base address", 0x30, 4, Bar),
     f("capabilities pointer", 0x34, 1, Layout),
     f("reserved", 0x35, 7, Pinned),
-    f("interrupt line", 0x3c, 1, Dynamic(0)),
+    // Emulated, not forwarded: vfio-pci-core would show the host's routing (see
+    // `INTERRUPT_LINE_RESET`). Fully writable, as vfio-pci-core's own (virtual) copy is.
+    f(
+        "interrupt line",
+        0x3c,
+        1,
+        FieldKind::Emulated {
+            reset: INTERRUPT_LINE_RESET as u32,
+            wmask: 0xff,
+        },
+    ),
     f("interrupt pin", 0x3d, 1, Pinned),
     f("min grant", 0x3e, 1, Pinned),
     f("max latency", 0x3f, 1, Pinned),

@@ -808,6 +808,17 @@ impl<'a> PersonaRef<'a> {
         })
     }
 
+    /// True when the persona forwards the Interrupt Line (0x3c) to vfio-pci-core instead of
+    /// emulating it: what personas derived before the byte became the persona's said (dynamic),
+    /// and what the parity form says on purpose. Such a persona keeps its meaning (the user sees
+    /// the host's routing, and migration does not carry the byte); the kernel says so in its
+    /// log at selection, so the gap is never silent. A persona keeps its promise on that byte
+    /// only when it emulates it (what `derive` writes).
+    pub fn forwards_interrupt_line(&self) -> bool {
+        self.byte_rule(pci::INTERRUPT_LINE)
+            .is_some_and(|b| b.rule.is_pass())
+    }
+
     /// The presented entry whose virtual range contains `off`.
     pub fn cap_containing(&self, space: Space, off: usize) -> Option<CapEntry> {
         self.caps().find(|e| e.space == space && e.contains(off))
