@@ -592,19 +592,25 @@ impl BarWindow<'_> {
         if !words || unit == 0 || unit % WORD != 0 {
             return Err(EINVAL);
         }
-        for (i, piece) in expect.chunks(unit).enumerate() {
-            let src = base.wrapping_add(i * unit).cast::<u64>();
-            for (k, want) in piece.chunks_exact(WORD).enumerate() {
-                let mut w = [0u8; WORD];
-                w.copy_from_slice(want);
-                // SAFETY: As in `read_append`: 8-aligned, inside the map (`at` checked all of
-                // `expect`'s length from `off`), accessible by the type invariants.
-                let got = unsafe { src.add(k).read_volatile() };
-                if got != u64::from_ne_bytes(w) {
-                    mark(i);
+        let (per, total) = (unit / WORD, expect.len() / WORD);
+        let (io, mem) = (base.cast::<u64>(), expect.as_ptr().cast::<u64>());
+        let mut j = 0;
+        while j < total {
+            let end = total.min(j + per);
+            while j < end {
+                // SAFETY: As in `read_append`: `io` is 8-aligned, word `j` inside the map (`at`
+                // checked `expect`'s length from `off`), accessible by the type invariants;
+                // word `j` of `expect` is inside it, read unaligned (plain loads: a `[u8; 8]`
+                // copy would be a `memcpy` call per word).
+                let (got, want) =
+                    unsafe { (io.add(j).read_volatile(), mem.add(j).read_unaligned()) };
+                if got != want {
+                    mark(j / per);
                     break;
                 }
+                j += 1;
             }
+            j = end;
         }
         Ok(())
     }
@@ -614,13 +620,12 @@ impl BarWindow<'_> {
         let n = data.len();
         let (dst, words) = self.at(off, n)?;
         if words {
-            let dst = dst.cast::<u64>();
-            for (i, w) in data.chunks_exact(WORD).enumerate() {
-                let mut b = [0u8; WORD];
-                b.copy_from_slice(w);
+            let (dst, src) = (dst.cast::<u64>(), data.as_ptr().cast::<u64>());
+            for i in 0..n / WORD {
                 // SAFETY: As in `read_append`: 8-aligned, inside the map, accessible; one MMIO
-                // write of 8 bytes, as `writeq` makes it.
-                unsafe { dst.add(i).write_volatile(u64::from_ne_bytes(b)) };
+                // write of 8 bytes, as `writeq` makes it. Word `i` of `data` is inside it, read
+                // unaligned.
+                unsafe { dst.add(i).write_volatile(src.add(i).read_unaligned()) };
             }
         } else {
             // SAFETY: As above; `data` is valid for `n` bytes of reads.
