@@ -302,6 +302,43 @@ TEST_F_TIMEOUT(shm, stop_copy_only, 300)
 	EXPECT_EQ(0, memcmp(self->ma, self->mb, self->la));
 }
 
+/*
+ * STOP_COPY compares every word of every page with what PRE_COPY sent: a change in a page's
+ * last word is found as one in its first, next to another changed page, across the driver's
+ * record (64 pages) and lock-hold (256 pages) boundaries and at the memory's last page. The
+ * changed pages travel as runs ({0,1}, {63,64}, {255,256}, {last}): exactly those bytes, and B
+ * ends equal to A.
+ */
+TEST_F_TIMEOUT(shm, stop_copy_finds_every_word, 600)
+{
+	size_t i, len = 0, pre, last = self->pages - 1;
+	const size_t pg[] = { 0, 1, 63, 64, 255, 256, last };
+	const size_t word[] = { PAGE - 8, 0, PAGE - 8, 8, PAGE - 16, PAGE - 8, PAGE - 8 };
+	int fd = -1, rfd = -1;
+
+	ASSERT_LT(257, last) TH_LOG("a memory of more than 258 pages");
+	for (i = 0; i < self->pages; i++)
+		fill_page(self->ma + i * PAGE, i, 5);
+	memset(self->mb, 0x3c, self->lb);
+	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	EXPECT_EQ(-ENOMSG, read_part(fd, self->stream, self->max, &len, 1 << 20));
+	pre = len;
+	for (i = 0; i < sizeof(pg) / sizeof(pg[0]); i++)
+		self->ma[pg[i] * PAGE + word[i] + 7] ^= 0x80;
+	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	EXPECT_EQ(0, read_part(fd, self->stream, self->max, &len, 1 << 20));
+	/* Four runs, each a record header and prefix (32 bytes), of seven pages in all. */
+	EXPECT_EQ(FIXED + 4 * 32 + 7 * PAGE, len - pre)
+		TH_LOG("STOP_COPY carried %zu bytes", len - pre);
+	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(fd);
+	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(0, write_part(rfd, self->stream, len, 1 << 20));
+	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	EXPECT_EQ(0, memcmp(self->ma, self->mb, self->la)) TH_LOG("B's BAR2 differs from A's");
+}
+
 /* A reset in every state: back to RUNNING, the data fd ends; the device migrates after. */
 TEST_F_TIMEOUT(shm, reset_and_close_every_state, 600)
 {

@@ -10,42 +10,59 @@
 //! registers. No BAR is trapped: the user may mmap BAR2 (and BAR0), so the driver never sees
 //! the guest's writes.
 //!
-//! # Design: pre-copy by copy, stop-copy by digest
+//! # Design: pre-copy by copy, stop-copy by comparison
 //!
 //! BAR2 is the backend's `Backend::MEMORY`; the generic code (`migration::memory`) carries it:
 //!
 //! - **Entering PRE_COPY** (`RUNNING -> PRE_COPY`, also `RUNNING_P2P -> PRE_COPY_P2P`), while
 //!   the device runs, the driver reads every page of BAR2 (at the size the persona presents)
-//!   into kernel memory as page records, and keeps a 64-bit digest of each page as read. The
-//!   PRE_COPY data fd offers the stream header and those records: `VFIO_MIG_GET_PRECOPY_INFO`
-//!   counts them as `initial_bytes`, falling to 0 as the user reads them; `dirty_bytes` is 0
-//!   (the driver cannot see writes to an mmapped BAR while the device runs, see below).
-//! - **Entering STOP_COPY** (the device stopped), the driver reads BAR2 again, page by page,
-//!   and sends the pages whose digest is not the one sent: for an idle device, none. The
-//!   STOP_COPY data are the config registers, `TAG_IVSHMEM` (the registers) and the changed
-//!   pages; the downtime is one read of BAR2 plus the changed pages, not a copy of the whole
-//!   memory. A save without PRE_COPY (`STOP -> STOP_COPY`) sends every page.
+//!   into kernel memory as page records, and keeps them until the session ends. The PRE_COPY
+//!   data fd offers the stream header and those records: `VFIO_MIG_GET_PRECOPY_INFO` counts them
+//!   as `initial_bytes`, falling to 0 as the user reads them; `dirty_bytes` is 0 (the driver
+//!   cannot see writes to an mmapped BAR while the device runs, see below).
+//! - **Entering STOP_COPY** (the device stopped), the driver compares BAR2 with the copy sent,
+//!   word by word and without copying (a page stops being read at its first differing word),
+//!   then reads and sends the pages that differ: for an idle device, none. The STOP_COPY data
+//!   are the config registers, `TAG_IVSHMEM` (the registers) and the changed pages; the
+//!   downtime is one read-only pass over BAR2 plus the changed pages. A save without PRE_COPY
+//!   (`STOP -> STOP_COPY`) sends every page.
 //! - **Resuming**, page records are staged into a buffer of the destination's presented BAR2
 //!   size, each run checked (aligned, inside the memory, length) before a byte of it lands; a
 //!   page sent twice keeps the later copy. At `RESUMING -> STOP`, after the whole stream was
 //!   verified and every page of the memory received, the registers and then BAR2 are written.
 //!
 //! Every BAR access holds vfio-pci-core's `memory_lock` with memory decoding on (as the edu
-//! backend's do), 256 KiB per hold; a function in D3hot fails the arc (`EIO`, ERROR).
+//! backend's do), 1 MiB per hold, in 8-byte accesses; a function in D3hot fails the arc (`EIO`,
+//! ERROR).
+//!
+//! ## Next step: tracking writes instead of comparing
+//!
+//! The comparison still reads all of BAR2 during the downtime, and the destination writes all
+//! of it there too (under TCG about 0.35 ms per MiB each with the guest idle, ten times that
+//! beside the benchmark's two nested QEMUs). Tracking would make STOP_COPY read only the pages
+//! written: the driver serves BAR2's mmap itself (a `vm_operations_struct` whose fault handler
+//! maps one page at a time, as vfio-pci-core's BAR fault handler does, write-protected while a
+//! saving session is in PRE_COPY), records the page in a bitmap on the write fault and makes it
+//! writable; PRE_COPY re-sends the recorded pages (so `dirty_bytes` reports them and falls for an
+//! idle guest) and re-protects them (`zap_vma_ptes` of the page, then fault again). STOP must
+//! then also revoke or write-protect the mapping, which closes the gap below (a write after
+//! STOP would fault and could be refused). It needs the core's mmap path replaced for BAR2
+//! (`vfio_pci_core_mmap` and its `vma_list` bookkeeping for reset and D3hot zapping) and a
+//! per-page fault under TCG costs far more than reading a page, so it only pays for BARs much
+//! larger than what a guest writes per migration. The destination's half would move out of the
+//! downtime by writing each staged run to BAR2 while RESUMING, which gives up "BAR2 untouched
+//! until the stream verified" (a refused stream would leave BAR2 partly written; the device is
+//! not running then, but a user resuming it without a reset would see that).
 //!
 //! # What it guarantees, and what it cannot
 //!
 //! - A write the user makes through the mmap (or `write()`) before the device reaches
-//!   STOP_COPY is in the stream: if it came after the page was read for PRE_COPY, the page's
-//!   digest differs at STOP_COPY and the page is sent again (the "re-hash").
+//!   STOP_COPY is in the stream: if it came after the page was read for PRE_COPY, the page
+//!   differs from the copy sent at STOP_COPY and is sent again; the comparison is exact.
 //! - ivshmem has no DMA and no peers here, so nothing writes BAR2 once the user stopped: the
 //!   device does not change itself during STOP_COPY.
 //! - The driver cannot stop the user: a write through an mmap after the device entered STOP
 //!   (which a VMM must not make) may be missed. `STOP` does not revoke mappings.
-//! - The digest tells apart any two pages that differ in a single 8-byte word; pages differing
-//!   in several words have the same digest with probability about 2^-64. The digest is not
-//!   keyed, so a writer who knows it could craft a change that keeps a page's digest; that
-//!   loses only its own change.
 //! - `dirty_bytes` stays 0 in PRE_COPY: without a trap or a hardware dirty log, changes are
 //!   found at STOP_COPY only. A guest rewriting its memory fast therefore gets a longer
 //!   downtime, not a wrong state; `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` in PRE_COPY counts the

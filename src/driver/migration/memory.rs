@@ -4,24 +4,29 @@
 //! state is a memory BAR ([`crate::backend::Backend::MEMORY`]).
 //!
 //! Source: entering PRE_COPY reads every page of the BAR while the device runs into [`Pages`]
-//! (the PRE_COPY data) and keeps a digest of each page as sent; entering STOP_COPY reads the
-//! frozen BAR again, compares each page's digest and sends the pages that differ ([`changed`];
-//! every page when there was no PRE_COPY). Destination: the page records are staged into a
-//! buffer the size of the memory ([`Staged`]), checked page run by page run before any byte
-//! lands, and written to the BAR at RESUMING -> STOP only once the whole stream was verified and
-//! every page received ([`load`]). Every BAR access goes through `CoreDevice::bar_read_block` /
-//! `bar_write_block` (`memory_lock` held, decoding on, `EIO` in D3hot), [`pages::MAX_RUN`]
-//! pages per lock hold.
+//! (the PRE_COPY data, kept until the session ends); entering STOP_COPY compares the frozen BAR
+//! with that copy word by word, without copying, and reads and sends only the pages that differ
+//! ([`changed`]; every page when there was no PRE_COPY). Destination: the page records are staged
+//! into a buffer the size of the memory ([`Staged`]), checked page run by page run before any
+//! byte lands, and written to the BAR at RESUMING -> STOP only once the whole stream was verified
+//! and every page received ([`load`]). Every BAR access goes through `CoreDevice::with_bar`
+//! (`memory_lock` held, decoding on, `EIO` in D3hot; 8-byte accesses), [`HOLD`] pages per lock
+//! hold.
 
 use crate::{
     backend::MemorySpec,
     persona_core::mig::{
-        records::pages::{self, next_run, Dest, PagesIn, PAGE, PREFIX},
+        records::pages::{self, next_run, Dest, PagesIn, Run, PAGE, PREFIX},
         stream::{Reason, Record},
     },
     vfio::{CoreDevice, Io},
 };
 use kernel::prelude::*;
+
+/// Pages of the BAR one `memory_lock` hold covers (1 MiB): each hold costs the lock, the
+/// config-space check of memory decoding and its restore, as much as copying a few hundred KiB
+/// under TCG; other users of the BAR wait for at most this much.
+const HOLD: usize = 4 * pages::MAX_RUN;
 
 /// Page records ready to send: each record's payload (prefix, then its pages) back to back.
 pub(super) struct Pages {
@@ -47,14 +52,19 @@ impl Pages {
         })
     }
 
-    /// Page records of the runs `want` selects among `pages` pages, read from the BAR;
-    /// `digests`, when given, receives the digest of every page read.
+    /// Record `i`'s run (for a memory of `pages` pages) and its pages' bytes.
+    fn run(&self, i: usize, pages: usize) -> Option<(Run, &[u8])> {
+        let payload = self.record(i)?.payload;
+        let run = Run::decode(payload, payload.len(), pages).ok()?;
+        Some((run, payload.get(PREFIX..)?))
+    }
+
+    /// Page records of the runs `want` selects among `pages` pages, read from the BAR.
     fn read(
         core: &CoreDevice<Io>,
         spec: &MemorySpec,
         pages: usize,
         want: impl Fn(usize) -> bool,
-        mut digests: Option<&mut [u64]>,
     ) -> Result<Self> {
         let (mut records, mut bytes) = (0usize, 0usize);
         let mut at = 0;
@@ -63,29 +73,37 @@ impl Pages {
             bytes = bytes.checked_add(run.payload_len()).ok_or(EOVERFLOW)?;
             at = run.first + run.count;
         }
+        // Allocated whole up front: the copies append within capacity, under the lock.
         let mut out = Pages {
             tag: spec.tag,
-            buf: KVVec::from_elem(0u8, bytes, GFP_KERNEL)?,
+            buf: KVVec::with_capacity(bytes, GFP_KERNEL)?,
             spans: KVVec::with_capacity(records, GFP_KERNEL)?,
         };
-        let (mut at, mut pos) = (0usize, 0usize);
-        while let Some(run) = next_run(at, pages, &want) {
-            let len = run.payload_len();
-            let rec = out.buf.get_mut(pos..pos + len).ok_or(EINVAL)?;
-            let (prefix, data) = rec.split_at_mut(PREFIX);
-            let prefix: &mut [u8; PREFIX] = prefix.try_into().map_err(|_| EINVAL)?;
-            run.encode(prefix);
-            core.bar_read_block(spec.bar, page_off(run.first)?, data)?;
-            if let Some(d) = digests.as_deref_mut() {
-                for (i, page) in data.chunks_exact(PAGE).enumerate() {
-                    if let Some(slot) = d.get_mut(run.first + i) {
-                        *slot = pages::digest(page);
+        let mut next = next_run(0, pages, &want);
+        while next.is_some() {
+            core.with_bar(spec.bar, |bar| {
+                let mut held = 0;
+                while let Some(run) = next {
+                    if held > 0 && held + run.count > HOLD {
+                        break;
                     }
+                    let mut prefix = [0u8; PREFIX];
+                    run.encode(&mut prefix);
+                    let pos = out.buf.len();
+                    if out.buf.spare_capacity_mut().len() < run.payload_len() {
+                        return Err(EINVAL);
+                    }
+                    // Within capacity (checked above): no allocation under the lock.
+                    out.buf.extend_from_slice(&prefix, GFP_KERNEL)?;
+                    bar.read_append(page_off(run.first)?, run.count * PAGE, &mut out.buf)?;
+                    out.spans
+                        .push_within_capacity((pos, run.payload_len()))
+                        .map_err(|_| EINVAL)?;
+                    held += run.count;
+                    next = next_run(run.first + run.count, pages, &want);
                 }
-            }
-            out.spans.push((pos, len), GFP_KERNEL)?;
-            pos += len;
-            at = run.first + run.count;
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -108,52 +126,54 @@ pub(super) fn pages_of(len: u64) -> Result<usize> {
     usize::try_from(len / PAGE as u64).map_err(|_| EINVAL)
 }
 
-/// PRE_COPY: every page of the running device, and the digest of each as read.
-pub(super) fn precopy(
-    core: &CoreDevice<Io>,
-    spec: &MemorySpec,
-    pages: usize,
-) -> Result<(Pages, KVVec<u64>)> {
-    let mut digests = KVVec::from_elem(0u64, pages, GFP_KERNEL)?;
-    let p = Pages::read(core, spec, pages, |_| true, Some(&mut digests))?;
-    Ok((p, digests))
+/// PRE_COPY: every page of the running device.
+pub(super) fn precopy(core: &CoreDevice<Io>, spec: &MemorySpec, pages: usize) -> Result<Pages> {
+    Pages::read(core, spec, pages, |_| true)
 }
 
-/// STOP_COPY: the pages of the frozen device whose digest is not the one sent in PRE_COPY
-/// (every page without `digests`).
+/// STOP_COPY: the pages of the frozen device that differ from the copy PRE_COPY sent, `pre`
+/// (every page without it, and every page `pre` does not carry).
 pub(super) fn changed(
     core: &CoreDevice<Io>,
     spec: &MemorySpec,
     pages: usize,
-    digests: Option<&[u64]>,
+    pre: Option<&Pages>,
 ) -> Result<Pages> {
-    let Some(sent) = digests.filter(|d| d.len() == pages) else {
-        return Pages::read(core, spec, pages, |_| true, None);
+    let Some(pre) = pre else {
+        return Pages::read(core, spec, pages, |_| true);
     };
-    // Re-hash in runs of MAX_RUN pages (one lock hold each), then read the changed ones.
-    let mut dirty = KVVec::from_elem(false, pages, GFP_KERNEL)?;
-    let mut scratch = KVVec::from_elem(0u8, pages::MAX_RUN * PAGE, GFP_KERNEL)?;
-    let mut at = 0;
-    while let Some(run) = next_run(at, pages, |_| true) {
-        let data = scratch.get_mut(..run.count * PAGE).ok_or(EINVAL)?;
-        core.bar_read_block(spec.bar, page_off(run.first)?, data)?;
-        for (i, page) in data.chunks_exact(PAGE).enumerate() {
-            let p = run.first + i;
-            if sent.get(p) != Some(&pages::digest(page)) {
-                if let Some(d) = dirty.get_mut(p) {
-                    *d = true;
+    // Compare in holds of about HOLD pages: a page of a run `pre` carries is clean until a word
+    // of it differs; any other page is sent.
+    let mut dirty = KVVec::from_elem(true, pages, GFP_KERNEL)?;
+    let mut i = 0;
+    while i < pre.count() {
+        core.with_bar(spec.bar, |bar| {
+            let mut held = 0;
+            while let Some((run, data)) = pre.run(i, pages) {
+                if held > 0 && held + run.count > HOLD {
+                    break;
                 }
+                let d = dirty
+                    .get_mut(run.first..run.first + run.count)
+                    .ok_or(EINVAL)?;
+                d.fill(false);
+                bar.differs(page_off(run.first)?, data, PAGE, |k| {
+                    if let Some(p) = d.get_mut(k) {
+                        *p = true;
+                    }
+                })?;
+                held += run.count;
+                i += 1;
             }
+            Ok(())
+        })?;
+        // A record that is not a run of this memory: its pages stay dirty, the next one is
+        // compared.
+        if i < pre.count() && pre.run(i, pages).is_none() {
+            i += 1;
         }
-        at = run.first + run.count;
     }
-    Pages::read(
-        core,
-        spec,
-        pages,
-        |i| dirty.get(i).copied().unwrap_or(true),
-        None,
-    )
+    Pages::read(core, spec, pages, |i| dirty.get(i).copied().unwrap_or(true))
 }
 
 /// The most bytes of page records a stream of a memory of `pages` pages carries: every page
@@ -246,10 +266,10 @@ impl Staged {
 
 /// RESUMING -> STOP: writes a verified, complete memory to the BAR.
 pub(super) fn load(core: &CoreDevice<Io>, spec: &MemorySpec, mem: &[u8]) -> Result {
-    let step = pages::MAX_RUN * PAGE;
+    let step = HOLD * PAGE;
     for (i, chunk) in mem.chunks(step).enumerate() {
         let off = u64::try_from(i.checked_mul(step).ok_or(EOVERFLOW)?).map_err(|_| EOVERFLOW)?;
-        core.bar_write_block(spec.bar, off, chunk)?;
+        core.with_bar(spec.bar, |bar| bar.write(off, chunk))?;
     }
     Ok(())
 }

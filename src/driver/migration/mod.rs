@@ -293,20 +293,19 @@ impl Migration {
                 }
                 Actions::OPEN_PRECOPY | Actions::OPEN_SAVE => {
                     let writer = Writer::new(&self.identity(ctx.persona)?);
-                    let (pre, digests) = match self.memory_pages(ctx)? {
+                    let pre = match self.memory_pages(ctx)? {
                         // PRE_COPY data: the memory as the running device has it.
-                        Some((spec, pages)) if a == Actions::OPEN_PRECOPY => {
-                            let (p, d) = memory::precopy(ctx.core, spec, pages)?;
-                            (Some(p), Some(d))
-                        }
-                        _ => (None, None),
+                        Some((spec, pages)) if a == Actions::OPEN_PRECOPY => Some(Arc::new(
+                            memory::precopy(ctx.core, spec, pages)?,
+                            GFP_KERNEL,
+                        )?),
+                        _ => None,
                     };
                     let save = KBox::new(
                         Save {
                             writer,
                             image: None,
                             pre,
-                            digests,
                             post: None,
                         },
                         GFP_KERNEL,
@@ -323,14 +322,13 @@ impl Migration {
                     let s = self.save.as_ref().ok_or(EIO)?;
                     let post = match mem {
                         Some((spec, pages)) => {
-                            // The digests of what PRE_COPY sent, taken out of the session: its
-                            // mutex is not held across device accesses.
-                            let digests = match &mut *s.inner.lock() {
-                                Inner::Save(save) => save.digests.take(),
+                            // What PRE_COPY sent, shared out of the session: its mutex is
+                            // not held across device accesses.
+                            let pre = match &*s.inner.lock() {
+                                Inner::Save(save) => save.pre.clone(),
                                 _ => return Err(EIO),
                             };
-                            let d = digests.as_deref();
-                            Some(memory::changed(ctx.core, spec, pages, d)?)
+                            Some(memory::changed(ctx.core, spec, pages, pre.as_deref())?)
                         }
                         None => None,
                     };

@@ -26,10 +26,9 @@ pub(super) struct Save {
     pub(super) writer: Writer,
     /// `None` until the snapshot (PRE_COPY offers the header and `pre` only).
     pub(super) image: Option<KBox<Image>>,
-    /// The memory's page records read in PRE_COPY (`Backend::MEMORY`), sent first.
-    pub(super) pre: Option<Pages>,
-    /// The digest of each page as `pre` carries it; taken by the snapshot.
-    pub(super) digests: Option<KVVec<u64>>,
+    /// The memory's page records read in PRE_COPY (`Backend::MEMORY`), sent first; shared with
+    /// the snapshot, which compares the stopped device with them.
+    pub(super) pre: Option<Arc<Pages>>,
     /// The memory's page records read at the snapshot, sent after `image`'s records.
     pub(super) post: Option<Pages>,
 }
@@ -37,12 +36,12 @@ pub(super) struct Save {
 impl Save {
     /// The records the PRE_COPY part of the stream has (`pre`'s).
     fn early(&self) -> usize {
-        self.pre.as_ref().map_or(0, Pages::count)
+        self.pre.as_deref().map_or(0, Pages::count)
     }
 
     /// PRE_COPY bytes not read yet: the header's rest and `pre`'s records.
     pub(super) fn initial_remaining(&self) -> Result<usize> {
-        match &self.pre {
+        match self.pre.as_deref() {
             None => Ok(self.writer.header_remaining()),
             Some(p) => self
                 .writer
@@ -187,7 +186,7 @@ impl DataFileOps for Session {
                     post,
                     ..
                 } = &mut **save;
-                let n = match (&*image, &*pre) {
+                let n = match (&*image, pre.as_deref()) {
                     (None, None) => writer.fill_header(&mut bounce[..want]),
                     (None, Some(p)) => writer
                         .fill_until(&Early(p), &mut bounce[..want], early)
@@ -197,7 +196,7 @@ impl DataFileOps for Session {
                         .map_err(|_| EIO)?,
                     (Some(image), _) => {
                         let full = Full {
-                            pre: pre.as_ref(),
+                            pre: pre.as_deref(),
                             image,
                             post: post.as_ref(),
                         };

@@ -437,10 +437,9 @@ impl CoreDevice<Io> {
         self.device_access(|raw| unsafe { bindings::vfio_pci_core_iowrite64(raw, false, v, at) })
     }
 
-    /// The address of `len` bytes at `off` of the memory BAR `bar` in vfio-pci-core's map of
-    /// it, for `memcpy_fromio`/`memcpy_toio`: inside the BAR, and the BAR a memory BAR (an I/O
-    /// BAR's map is a port cookie, which these must not be given).
-    fn bar_span(&self, bar: u32, off: u64, len: usize) -> Result<*mut c_void> {
+    /// The length of the memory BAR `bar` and vfio-pci-core's map of it, for [`BarWindow`]'s
+    /// copies: a memory BAR (an I/O BAR's map is a port cookie, which they must not be given).
+    fn bar_map(&self, bar: u32) -> Result<(u64, *mut u8)> {
         /// `IORESOURCE_MEM`.
         const IORESOURCE_MEM: u64 = 0x200;
         let (bar_len, flags) = self
@@ -448,46 +447,33 @@ impl CoreDevice<Io> {
             .get(usize::try_from(bar).map_err(|_| EINVAL)?)
             .copied()
             .ok_or(EINVAL)?;
-        let end = off
-            .checked_add(u64::try_from(len).map_err(|_| EINVAL)?)
-            .ok_or(EINVAL)?;
-        if flags & IORESOURCE_MEM == 0 || end > bar_len {
+        if flags & IORESOURCE_MEM == 0 {
             return Err(EINVAL);
         }
         // SAFETY: As in `bar_reg`: the device is open, the core maps the BAR on first use.
         let io = from_err_ptr(unsafe { bindings::pvp_shim_bar_iomap(self.as_raw(), bar) })?;
-        Ok(io
-            .cast::<u8>()
-            .wrapping_add(usize::try_from(off).map_err(|_| EINVAL)?)
-            .cast::<c_void>())
+        Ok((bar_len, io.cast::<u8>()))
     }
 
-    /// Copies `out.len()` bytes at `off` of the memory BAR `bar` into `out` (`memcpy_fromio`),
-    /// as `bar_read32` makes its access: one `memory_lock` hold with decoding on, `EIO` in
-    /// D3hot. Callers keep `out` small (a few hundred KiB): other BAR users wait meanwhile.
-    pub(crate) fn bar_read_block(&self, bar: u32, off: u64, out: &mut [u8]) -> Result {
-        let at = self.bar_span(bar, off, out.len())?;
-        let dst = out.as_mut_ptr().cast::<c_void>();
-        let n = out.len();
+    /// Runs `f` with the memory BAR `bar` as a [`BarWindow`], under one `memory_lock` hold with
+    /// decoding on, as `bar_read32` makes its access (`EIO` in D3hot, `f` not run). Callers keep
+    /// what `f` moves small (about a MiB): other BAR users wait meanwhile; `f` must not
+    /// allocate or take the device's locks.
+    pub(crate) fn with_bar(&self, bar: u32, f: impl FnOnce(&BarWindow<'_>) -> Result) -> Result {
+        let (len, base) = self.bar_map(bar)?;
+        let mut r = Err(EIO);
         self.device_access(|_| {
-            // SAFETY: `at` is `n` bytes inside the memory BAR's map (`bar_span`); `dst` is valid
-            // for `n` bytes of writes (a borrowed slice); `device_access` holds `memory_lock`
-            // with decoding on and the function in D0-D2.
-            unsafe { kernel::bindings::memcpy_fromio(dst, at, n) };
+            // INVARIANT: `base` maps `len` bytes of a memory BAR; `device_access` holds
+            // `memory_lock` with decoding on and the function in D0-D2 while `w` lives.
+            let w = BarWindow {
+                base,
+                len,
+                _held: PhantomData,
+            };
+            r = f(&w);
             0
-        })
-    }
-
-    /// Copies `data` to `off` of the memory BAR `bar` (`memcpy_toio`), as `bar_read_block`.
-    pub(crate) fn bar_write_block(&self, bar: u32, off: u64, data: &[u8]) -> Result {
-        let at = self.bar_span(bar, off, data.len())?;
-        let src = data.as_ptr().cast::<c_void>();
-        let n = data.len();
-        self.device_access(|_| {
-            // SAFETY: As for `bar_read_block`, `src` valid for `n` bytes of reads.
-            unsafe { kernel::bindings::memcpy_toio(at, src, n) };
-            0
-        })
+        })?;
+        r
     }
 
     /// A user's write of `len` (1, 2, 4 or 8) bytes of `val` at `off` of the memory BAR `bar`,
@@ -529,6 +515,123 @@ impl CoreDevice<Io> {
         // SAFETY: By the type invariants `pdev` is the bound function.
         to_result(unsafe { bindings::pvp_shim_pm_get(self.as_raw()) }).map_err(|_| EIO)?;
         Ok(PmActive(self))
+    }
+}
+
+/// A memory BAR's map while [`CoreDevice::with_bar`] holds it: bounds-checked copies and
+/// comparisons in 8-byte accesses (where offset and length are multiples of 8; `memcpy_fromio`
+/// and `memcpy_toio` otherwise, which x86 makes 4 bytes at a time).
+///
+/// # Invariants
+///
+/// `base` maps `len` bytes of a memory BAR, readable and writable with MMIO accessors: `memory_lock`
+/// is held with decoding on and the function in D0-D2 for `'a`.
+pub(crate) struct BarWindow<'a> {
+    base: *mut u8,
+    len: u64,
+    _held: PhantomData<&'a ()>,
+}
+
+/// The access width of [`BarWindow`]'s copies.
+const WORD: usize = 8;
+
+impl BarWindow<'_> {
+    /// The address of `n` bytes at `off`, inside the BAR; whether 8-byte accesses fit them.
+    fn at(&self, off: u64, n: usize) -> Result<(*mut u8, bool)> {
+        let end = off
+            .checked_add(u64::try_from(n).map_err(|_| EINVAL)?)
+            .ok_or(EINVAL)?;
+        if end > self.len {
+            return Err(EINVAL);
+        }
+        let off = usize::try_from(off).map_err(|_| EINVAL)?;
+        let p = self.base.wrapping_add(off);
+        Ok((p, (p as usize | n) % WORD == 0))
+    }
+
+    /// Appends `n` bytes at `off` of the BAR to `out`, within its capacity (`EINVAL` when it has
+    /// less room): no zero-fill before the copy, and no allocation under the lock.
+    pub(crate) fn read_append(&self, off: u64, n: usize, out: &mut KVVec<u8>) -> Result {
+        let (src, words) = self.at(off, n)?;
+        let room = out.spare_capacity_mut();
+        if room.len() < n {
+            return Err(EINVAL);
+        }
+        let dst = room.as_mut_ptr().cast::<u8>();
+        if words {
+            let src = src.cast::<u64>();
+            for i in 0..n / WORD {
+                // SAFETY: `src` is 8-aligned and `n` bytes of it are inside the BAR's map (`at`),
+                // accessible by the type invariants; a volatile 8-byte read is one MMIO read, as
+                // `readq` makes it. `dst` has room for `n` bytes, written unaligned.
+                unsafe {
+                    dst.cast::<u64>()
+                        .add(i)
+                        .write_unaligned(src.add(i).read_volatile())
+                };
+            }
+        } else {
+            // SAFETY: As above, the BAR's part by `at`, `dst`'s room checked.
+            unsafe { kernel::bindings::memcpy_fromio(dst.cast(), src.cast(), n) };
+        }
+        // SAFETY: The `n` bytes after the length were just written.
+        unsafe { out.inc_len(n) };
+        Ok(())
+    }
+
+    /// Calls `mark(i)` for each `unit`-byte piece `i` of `expect` that differs from the BAR's bytes
+    /// at `off`: a piece stops being read at its first differing word, nothing is copied.
+    pub(crate) fn differs(
+        &self,
+        off: u64,
+        expect: &[u8],
+        unit: usize,
+        mut mark: impl FnMut(usize),
+    ) -> Result {
+        let (base, words) = self.at(off, expect.len())?;
+        if !words || unit == 0 || unit % WORD != 0 {
+            return Err(EINVAL);
+        }
+        let (per, total) = (unit / WORD, expect.len() / WORD);
+        let (io, mem) = (base.cast::<u64>(), expect.as_ptr().cast::<u64>());
+        let mut j = 0;
+        while j < total {
+            let end = total.min(j + per);
+            while j < end {
+                // SAFETY: As in `read_append`: `io` is 8-aligned, word `j` inside the map (`at`
+                // checked `expect`'s length from `off`), accessible by the type invariants;
+                // word `j` of `expect` is inside it, read unaligned (plain loads: a `[u8; 8]`
+                // copy would be a `memcpy` call per word).
+                let (got, want) =
+                    unsafe { (io.add(j).read_volatile(), mem.add(j).read_unaligned()) };
+                if got != want {
+                    mark(j / per);
+                    break;
+                }
+                j += 1;
+            }
+            j = end;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` to `off` of the BAR.
+    pub(crate) fn write(&self, off: u64, data: &[u8]) -> Result {
+        let n = data.len();
+        let (dst, words) = self.at(off, n)?;
+        if words {
+            let (dst, src) = (dst.cast::<u64>(), data.as_ptr().cast::<u64>());
+            for i in 0..n / WORD {
+                // SAFETY: As in `read_append`: 8-aligned, inside the map, accessible; one MMIO
+                // write of 8 bytes, as `writeq` makes it. Word `i` of `data` is inside it, read
+                // unaligned.
+                unsafe { dst.add(i).write_volatile(src.add(i).read_unaligned()) };
+            }
+        } else {
+            // SAFETY: As above; `data` is valid for `n` bytes of reads.
+            unsafe { kernel::bindings::memcpy_toio(dst.cast(), data.as_ptr().cast(), n) };
+        }
+        Ok(())
     }
 }
 

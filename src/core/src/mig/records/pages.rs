@@ -17,12 +17,11 @@
 //!
 //! The record's length must be exactly `16 + count * PAGE` and the run must lie inside the
 //! destination's memory. [`PagesIn`] is the destination's staging state machine (bytes go straight
-//! to their page in the staging memory, the prefix checked before any page byte lands);
-//! [`digest`] is the per-page digest a source keeps to find the pages that changed.
+//! to their page in the staging memory, the prefix checked before any page byte lands).
 
 use super::{put, rd32, rd64, RecordError};
 
-/// Page size of page records (and of the digests): 4 KiB on every architecture.
+/// Page size of page records: 4 KiB on every architecture.
 pub const PAGE: usize = 4096;
 
 /// Most pages one record carries (256 KiB of data).
@@ -118,47 +117,6 @@ pub fn next_run(from: usize, pages: usize, want: impl Fn(usize) -> bool) -> Opti
         count = next.saturating_sub(first).saturating_add(1);
     }
     Some(Run { first, count })
-}
-
-/// Multiplier of the digest lanes (odd, so each step is a bijection of the lane).
-const K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The digest of one page (or any byte string): four lanes over its 64-bit little-endian words,
-/// each word folded into its lane by an xor, an odd multiplication and a rotation, then the
-/// lanes mixed and combined.
-///
-/// Each step is a bijection of its lane for a fixed word and of the word for a fixed lane, and
-/// the final mix is a bijection of each lane: two inputs of the same length that differ in one
-/// 8-byte word always have different digests. Inputs differing in several words collide with a
-/// probability near 2^-64. It is not keyed: whoever writes the memory could craft a change that
-/// keeps a page's digest (and so is not sent again), which only loses that writer's own change.
-pub fn digest(data: &[u8]) -> u64 {
-    let mut l = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
-    let mut words = data.chunks_exact(8);
-    for (i, w) in words.by_ref().enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        if let Some(lane) = l.get_mut(i % 4) {
-            *lane = (*lane ^ u64::from_le_bytes(b))
-                .wrapping_mul(K)
-                .rotate_left(29);
-        }
-    }
-    let mut tail = [0u8; 8];
-    let rest = words.remainder();
-    if let Some(t) = tail.get_mut(..rest.len()) {
-        t.copy_from_slice(rest);
-    }
-    let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-    let mut h = len ^ u64::from_le_bytes(tail).wrapping_mul(K);
-    for (i, lane) in l.iter().enumerate() {
-        let mut x = *lane ^ (i as u64);
-        x ^= x >> 31;
-        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x ^= x >> 27;
-        h ^= x.rotate_left(u32::try_from(i.wrapping_mul(16)).unwrap_or(0));
-    }
-    h
 }
 
 /// Where a page record's payload bytes go, for [`PagesIn::stage`].
@@ -348,29 +306,6 @@ mod tests {
                 count: 36
             })
         );
-    }
-
-    #[test]
-    fn digest_sees_every_single_word_change() {
-        let page = [0x5au8; PAGE];
-        let d = digest(&page);
-        for w in 0..PAGE / 8 {
-            for bit in [0, 7, 63] {
-                let mut p = page;
-                p[w * 8 + bit / 8] ^= 1 << (bit % 8);
-                assert_ne!(digest(&p), d, "word {w} bit {bit}");
-            }
-        }
-        // Word order matters (the same words swapped between lanes and within a lane).
-        let mut a = [0u8; PAGE];
-        a[0] = 1;
-        let mut b = [0u8; PAGE];
-        b[8] = 1;
-        assert_ne!(digest(&a), digest(&b));
-        let mut c = [0u8; PAGE];
-        c[32] = 1;
-        assert_ne!(digest(&a), digest(&c));
-        assert_ne!(digest(&[]), digest(&[0]));
     }
 
     #[test]
