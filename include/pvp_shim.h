@@ -46,8 +46,10 @@ void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status);
 
 /*
  * Interrupt Pin facts: vfio-pci-core's own copy (vconfig, which exists from enable to disable),
- * or -1 without one; and whether vfio_config_init() zeroes it (no INTx support built in,
- * nointx, a VF, no IRQ routed): IS_ENABLED, a bitfield and IRQ_NOTCONNECTED are C's.
+ * or -1 without one; and whether vfio_config_init() will zero it for a reason known before
+ * enable (no INTx support built in, nointx, a VF, IRQ_NOTCONNECTED): IS_ENABLED, a bitfield and
+ * IRQ_NOTCONNECTED are C's. An irq of 0 is not one: a function not yet enabled (a hot-plugged
+ * one, for instance) gets its IRQ routed at enable.
  */
 int pvp_shim_vconfig_pin(struct vfio_pci_core_device *vdev);
 bool pvp_shim_intx_absent(struct vfio_pci_core_device *vdev);

@@ -159,7 +159,7 @@ bool pvp_shim_intx_absent(struct vfio_pci_core_device *vdev)
 	struct pci_dev *pdev = vdev->pdev;
 
 	return !IS_ENABLED(CONFIG_VFIO_PCI_INTX) || vdev->nointx || pdev->is_virtfn ||
-	       !pdev->irq || pdev->irq == IRQ_NOTCONNECTED;
+	       pdev->irq == IRQ_NOTCONNECTED;
 }
 
 void pvp_shim_pasid_info(struct pci_dev *pdev, u32 *max_pasids, int *status)

@@ -54,8 +54,8 @@ pub const INTERRUPT_PIN: usize = 0x3d;
 
 /// The Interrupt Pin vfio-pci-core shows a user of a function whose physical pin is `phys`:
 /// its own copy `own` once it has one (built when the device is enabled), else 0 when it will
-/// present no INTx (`intx_absent`: no INTx support built in, the nointx quirk, a VF, no IRQ
-/// routed), else `phys`.
+/// present no INTx for a reason known before enable (`intx_absent`: no INTx support built in,
+/// the nointx quirk, a VF, an IRQ marked not connected), else `phys`.
 ///
 /// The persona check compares this value, not the physical one: a persona pinning pin 1 on a
 /// host where vfio-pci-core shows 0 must be refused. Emulating the persona's pin instead would
@@ -63,8 +63,9 @@ pub const INTERRUPT_PIN: usize = 0x3d;
 /// (`VFIO_DEVICE_GET_IRQ_INFO` gives 0 of them), so a VMM would see pin 1 and fail to set up
 /// INTx.
 ///
-/// Before the first enable `intx_absent` can only be a forecast (the IRQ the host assigns at
-/// enable may differ from the one enumeration read): the check at open, from `own`, decides.
+/// Before the first enable only the reasons known then count: whether an IRQ gets routed is
+/// settled at enable (a hot-plugged function has none before), so a function left without one
+/// is refused by the check at open, from `own`, with the reason logged.
 #[must_use]
 pub fn presented_interrupt_pin(phys: u8, own: Option<u8>, intx_absent: bool) -> u8 {
     match own {
