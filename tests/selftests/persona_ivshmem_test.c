@@ -175,6 +175,25 @@ FIXTURE_TEARDOWN(shm)
 	free(self->stream);
 }
 
+/*
+ * The end of a migration from A to B: A back to RUNNING with its data fd closed, the stream
+ * (@len bytes of self->stream) written to B in chunks of @chunk bytes, B RUNNING with A's BAR2.
+ */
+static void resume_on_b(struct __test_metadata *_metadata, FIXTURE_DATA(shm) *self, int fd,
+			size_t len, size_t chunk)
+{
+	int rfd = -1;
+
+	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(fd);
+	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(0, write_part(rfd, self->stream, len, chunk));
+	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	EXPECT_EQ(0, memcmp(self->ma, self->mb, self->la))
+		TH_LOG("chunks of %zu bytes: B's BAR2 differs from A's", chunk);
+}
+
 TEST_F(shm, feature)
 {
 	uint64_t flags = 0, len = 0;
@@ -237,7 +256,7 @@ TEST_F_TIMEOUT(shm, precopy_save_resume, 1200)
 	for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
 		uint64_t initial = 0, dirty = 0, size = 0;
 		size_t i, len = 0, pre, changed = c * 3, want_stop;
-		int fd = -1, rfd = -1;
+		int fd = -1;
 
 		for (i = 0; i < self->pages; i++)
 			fill_page(self->ma + i * PAGE, i, c);
@@ -268,15 +287,7 @@ TEST_F_TIMEOUT(shm, precopy_save_resume, 1200)
 			       chunks[c], len - pre, changed);
 		TH_LOG("chunk %zu: PRE_COPY %zu bytes, STOP_COPY %zu bytes (%zu pages changed)",
 		       chunks[c], pre, len - pre, changed);
-		ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
-		close(fd);
-
-		ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &rfd));
-		ASSERT_EQ(0, write_part(rfd, self->stream, len, chunks[c]));
-		ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
-		close(rfd);
-		EXPECT_EQ(0, memcmp(self->ma, self->mb, self->la))
-			TH_LOG("chunk %zu: B's BAR2 differs from A's", chunks[c]);
+		resume_on_b(_metadata, self, fd, len, chunks[c]);
 	}
 }
 
@@ -284,7 +295,7 @@ TEST_F_TIMEOUT(shm, precopy_save_resume, 1200)
 TEST_F_TIMEOUT(shm, stop_copy_only, 300)
 {
 	size_t i, len = 0;
-	int fd = -1, rfd = -1;
+	int fd = -1;
 
 	for (i = 0; i < self->pages; i++)
 		fill_page(self->ma + i * PAGE, i, 77);
@@ -293,13 +304,7 @@ TEST_F_TIMEOUT(shm, stop_copy_only, 300)
 	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_STOP_COPY, &fd));
 	EXPECT_EQ(0, read_part(fd, self->stream, self->max, &len, 1 << 20));
 	EXPECT_EQ(HDR + FIXED + full_len(self->pages), len);
-	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
-	close(fd);
-	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &rfd));
-	ASSERT_EQ(0, write_part(rfd, self->stream, len, 1 << 20));
-	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
-	close(rfd);
-	EXPECT_EQ(0, memcmp(self->ma, self->mb, self->la));
+	resume_on_b(_metadata, self, fd, len, 1 << 20);
 }
 
 /*
@@ -314,7 +319,7 @@ TEST_F_TIMEOUT(shm, stop_copy_finds_every_word, 600)
 	size_t i, len = 0, pre, last = self->pages - 1;
 	const size_t pg[] = { 0, 1, 63, 64, 255, 256, last };
 	const size_t word[] = { PAGE - 8, 0, PAGE - 8, 8, PAGE - 16, PAGE - 8, PAGE - 8 };
-	int fd = -1, rfd = -1;
+	int fd = -1;
 
 	ASSERT_LT(257, last) TH_LOG("a memory of more than 258 pages");
 	for (i = 0; i < self->pages; i++)
@@ -330,13 +335,7 @@ TEST_F_TIMEOUT(shm, stop_copy_finds_every_word, 600)
 	/* Four runs, each a record header and prefix (32 bytes), of seven pages in all. */
 	EXPECT_EQ(FIXED + 4 * 32 + 7 * PAGE, len - pre)
 		TH_LOG("STOP_COPY carried %zu bytes", len - pre);
-	ASSERT_EQ(0, pvp_mig_set(self->a.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
-	close(fd);
-	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RESUMING, &rfd));
-	ASSERT_EQ(0, write_part(rfd, self->stream, len, 1 << 20));
-	ASSERT_EQ(0, pvp_mig_set(self->b.devfd, VFIO_DEVICE_STATE_RUNNING, NULL));
-	close(rfd);
-	EXPECT_EQ(0, memcmp(self->ma, self->mb, self->la)) TH_LOG("B's BAR2 differs from A's");
+	resume_on_b(_metadata, self, fd, len, 1 << 20);
 }
 
 /* A reset in every state: back to RUNNING, the data fd ends; the device migrates after. */

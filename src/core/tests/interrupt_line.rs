@@ -155,10 +155,7 @@ fn function_reset_returns_every_other_emulated_register() {
     let (a, _) = edus();
     let blob = blob_of(&a, false);
     let p = PersonaRef::parse(&blob).unwrap();
-    let mut map = Box::<OverlayMap>::default();
-    map.build(&p, &a).unwrap();
-    let mut st = Box::<OverlayState>::default();
-    st.reset(&map);
+    let (map, mut st) = overlay(&p, &a);
     let mut dev = Dev {
         mem: a.clone(),
         touched_line: 0,

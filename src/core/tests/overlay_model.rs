@@ -196,10 +196,7 @@ proptest! {
         let (blob, m) = persona();
         let p = PersonaRef::parse(&blob).unwrap();
         let dump = nvme_ext();
-        let mut map = Box::<OverlayMap>::default();
-        map.build(&p, &dump).unwrap();
-        let mut st = Box::<OverlayState>::default();
-        st.reset(&map);
+        let (map, mut st) = overlay(&p, &dump);
         let mut dev = Dev { mem: dump.clone(), user: 0 };
         let mut reference = Reference::new(&m, &dump);
         for (write, off, size, val) in ops {
@@ -228,10 +225,7 @@ fn presented_layout_reads() {
     let (blob, _) = persona();
     let p = PersonaRef::parse(&blob).unwrap();
     let dump = nvme_ext();
-    let mut map = Box::<OverlayMap>::default();
-    map.build(&p, &dump).unwrap();
-    let mut st = Box::<OverlayState>::default();
-    st.reset(&map);
+    let (map, mut st) = overlay(&p, &dump);
     let mut dev = Dev {
         mem: dump.clone(),
         user: 0,
@@ -308,10 +302,7 @@ fn passthrough_is_exactly_one_unchanged_device_access() {
     let (blob, _m) = persona();
     let p = PersonaRef::parse(&blob).unwrap();
     let dump = nvme_ext();
-    let mut map = Box::<OverlayMap>::default();
-    map.build(&p, &dump).unwrap();
-    let mut st = Box::<OverlayState>::default();
-    st.reset(&map);
+    let (map, mut st) = overlay(&p, &dump);
     let (mut some, mut none) = (0, 0);
     for size in [1u8, 2, 4] {
         for off in (0..4096u16).step_by(usize::from(size)) {
@@ -430,10 +421,7 @@ fn pass_piece_is_the_overlay_read() {
     blob.truncate(n);
     let p = PersonaRef::parse(&blob).unwrap();
     let dump = nvme_ext();
-    let mut map = Box::<OverlayMap>::default();
-    map.build(&p, &dump).unwrap();
-    let mut st = Box::<OverlayState>::default();
-    st.reset(&map);
+    let (map, mut st) = overlay(&p, &dump);
     let mut dev = Dev {
         mem: dump.clone(),
         user: 0,

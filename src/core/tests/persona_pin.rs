@@ -13,7 +13,7 @@
 mod persona_support;
 
 use persona_core::error::{Error, ParseReason};
-use persona_core::overlay::{ConfigAccess, OverlayMap, OverlayState};
+use persona_core::overlay::ConfigAccess;
 use persona_core::pci::{self, CapWalker, Space};
 use persona_core::persona::check::{check_with, CheckReason, IommuPasid};
 use persona_core::persona::derive::{derive, place_pasid, DeriveOptions, PasidRequest};
@@ -235,10 +235,7 @@ fn bar_registers_present_the_persona_size() {
         bars: Some(bars),
     };
     assert!(check_with(&p, &dev, &IOMMU, &mut |_| {}));
-    let mut map = Box::<OverlayMap>::default();
-    map.build(&p, &d).unwrap();
-    let mut st = Box::<OverlayState>::default();
-    st.reset(&map);
+    let (map, mut st) = overlay(&p, &d);
     let mut mem = Mem(d.clone());
     map.write(&mut st, &mut mem, 0x10, 4, 0xffff_ffff).unwrap();
     map.write(&mut st, &mut mem, 0x14, 4, 0xffff_ffff).unwrap();
@@ -561,10 +558,7 @@ proptest! {
         if !ok {
             return Ok(());
         }
-        let mut map = Box::<OverlayMap>::default();
-        map.build(&p, &e).unwrap();
-        let mut st = Box::<OverlayState>::default();
-        st.reset(&map);
+        let (map, st) = overlay(&p, &e);
         let mut mem = Mem(e.clone());
         for off in 0..p.config_size() {
             let got = u8::try_from(map.read(&st, &mut mem, off as u16, 1).unwrap()).unwrap();

@@ -74,3 +74,16 @@ pub fn view(d: &[u8]) -> DeviceView<'_> {
         bars: Some(bars_of(d)),
     }
 }
+
+use persona_core::overlay::{OverlayMap, OverlayState};
+use persona_core::persona::PersonaRef;
+
+/// The overlay a persona builds over `dump`, and the state a fresh open gives it (every
+/// emulated register at its reset value). Boxed: both are too large for a test thread's stack.
+pub fn overlay(p: &PersonaRef<'_>, dump: &[u8]) -> (Box<OverlayMap>, Box<OverlayState>) {
+    let mut map = Box::<OverlayMap>::default();
+    map.build(p, dump).unwrap();
+    let mut st = Box::<OverlayState>::default();
+    st.reset(&map);
+    (map, st)
+}
