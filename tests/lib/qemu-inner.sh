@@ -153,10 +153,11 @@ set_caps() {
 
 # --- the inner guest's shell over its serial port ---
 # inner NAME CMD: runs CMD in the inner guest (in the QEMU NAME); prints its one-line output,
-# status: the command's, 124 when no answer came within $INNER_WAIT s (default 300). The wait
+# status: the command's, 124 when no answer came within $INNER_WAIT s (default 600). The wait
 # polls, so a healthy guest costs no more than its answer: the ceiling is for a loaded host, where
 # the first command in a freshly started destination QEMU (every inner code path translated anew,
-# TCG inside TCG) was seen to take more than 90 s. A guest that missed the ceiling once is not
+# TCG inside TCG) was seen to take more than 90 s, and 214 s in a cold make check with two
+# guests and a kernel build sharing two cores. A guest that missed the ceiling once is not
 # waited for again (each later command fails at once) until that answer has come.
 inner() {
 	ser_n=$(next_id)
@@ -168,9 +169,9 @@ inner() {
 	rm -f "$W/$1.stuck"
 	_t0=$(now)
 	printf '%s %s\n' "$ser_n" "$2" 1<>"$W/$1.ser.in"
-	if ! wait_for "$W/$1.serial" "@@$ser_n " "${INNER_WAIT:-300}" "$1"; then
+	if ! wait_for "$W/$1.serial" "@@$ser_n " "${INNER_WAIT:-600}" "$1"; then
 		echo "$ser_n" >"$W/$1.stuck"
-		echo "(no answer from the inner guest in $1 within ${INNER_WAIT:-300} s; QEMU $1: $(status "$1");" \
+		echo "(no answer from the inner guest in $1 within ${INNER_WAIT:-600} s; QEMU $1: $(status "$1");" \
 			"console's last lines: $(tail -n 3 "$W/$1.serial" | tr -d '\r' | cut -c1-160 | tr '\n' '|'))"
 		return 124
 	fi

@@ -42,7 +42,7 @@ INNER_CMDLINE="console=ttyS0 quiet panic=-1 no_timer_check acpi=off tsc=reliable
 INNER_CMDLINE="$INNER_CMDLINE lockdep.prove_locking=0 pty.legacy_count=0 initcall_blacklist=i8042_init"
 VFIO_MIG_OPT=""
 # A pattern pass over 16 MiB took under 0.3 s (BAR2 is mapped straight into the inner guest); the
-# first answer in a new destination QEMU took 26 s on the debug kernel (inner's ceiling: 300 s).
+# first answer in a new destination QEMU took 26 s on the debug kernel (inner's ceiling: 600 s).
 . /repo/tests/lib/qemu-inner.sh
 
 s16= s32=
