@@ -168,10 +168,11 @@ inner() {
 	fi
 	rm -f "$W/$1.stuck"
 	_t0=$(now)
+	_wait=${INNER_WAIT:-600}
 	printf '%s %s\n' "$ser_n" "$2" 1<>"$W/$1.ser.in"
-	if ! wait_for "$W/$1.serial" "@@$ser_n " "${INNER_WAIT:-600}" "$1"; then
+	if ! wait_for "$W/$1.serial" "@@$ser_n " "$_wait" "$1"; then
 		echo "$ser_n" >"$W/$1.stuck"
-		echo "(no answer from the inner guest in $1 within ${INNER_WAIT:-600} s; QEMU $1: $(status "$1");" \
+		echo "(no answer from the inner guest in $1 within $_wait s; QEMU $1: $(status "$1");" \
 			"console's last lines: $(tail -n 3 "$W/$1.serial" | tr -d '\r' | cut -c1-160 | tr '\n' '|'))"
 		return 124
 	fi

@@ -39,8 +39,9 @@ pub fn nvme_ext() -> Vec<u8> {
     d
 }
 
+use persona_core::overlay::{OverlayMap, OverlayState};
 use persona_core::persona::device::BarKind;
-use persona_core::persona::{BarInfo, DeviceView, NBARS};
+use persona_core::persona::{BarInfo, DeviceView, PersonaRef, NBARS};
 
 /// A memory BAR of `size` bytes.
 pub fn mem(kind: BarKind, size: u64) -> BarInfo {
@@ -74,9 +75,6 @@ pub fn view(d: &[u8]) -> DeviceView<'_> {
         bars: Some(bars_of(d)),
     }
 }
-
-use persona_core::overlay::{OverlayMap, OverlayState};
-use persona_core::persona::PersonaRef;
 
 /// The overlay a persona builds over `dump`, and the state a fresh open gives it (every
 /// emulated register at its reset value). Boxed: both are too large for a test thread's stack.
