@@ -2,7 +2,8 @@
 #
 # persona-vfio-pci. The two commands that matter (README):
 #   make run     set up, build everything, boot the test guest, load the driver, bind an edu, show it
-#   make check   every test, host and guest; ends with "N passed, M failed, K skipped"
+#   make check   the tests (tests/manifest's check tier); ends with "N passed, M failed, K skipped"
+#   make check-full  the whole matrix: every suite on every kernel flavour
 # `make bench` prints benchmarks as ratios against baselines measured in the same run.
 #
 # The module itself builds the kernel way: `make module` against the cached test kernel, or
@@ -39,7 +40,7 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) LLVM=$(LLVM)
 # handed down to the kernel build.
 MAKEOVERRIDES := $(filter-out CC=% LD=%,$(MAKEOVERRIDES))
 
-.PHONY: all setup kernel module tool personas install uninstall selftests fixtures guest-deps run check host-check lint bench bench-progs fuzz clean
+.PHONY: all setup kernel module tool personas install uninstall selftests fixtures guest-deps run check check-full host-check lint bench bench-progs fuzz clean
 
 all: module tool
 
@@ -97,6 +98,10 @@ run: setup
 
 check: setup
 	@scripts/check
+
+# The whole matrix: every suite on every kernel flavour (tests/manifest's full column too).
+check-full: setup
+	@PVP_TIER=full scripts/check
 
 lint: $(KERNEL_DEP)
 	@scripts/lint
