@@ -26,7 +26,7 @@ run_case() {
 		[ -n "$s" ] || continue
 		if [ "$kind" = host ]; then ln -sf "$FX/$s.sh" "$d/host/$s.sh"; else ln -sf "$PVP_TOP/tests/guest/suites/$s.sh" "$d/guest/$s.sh"; fi
 	done <<<"$lines"
-	out=$(env PVP_MANIFEST="$d/manifest" PVP_RESULTS="$d/results" PVP_HOST_SUITE_DIR="$d/host" \
+	out=$(env PVP_DEPS_READY=1 PVP_MANIFEST="$d/manifest" PVP_RESULTS="$d/results" PVP_HOST_SUITE_DIR="$d/host" \
 		PVP_GUEST_SUITE_DIR="$d/guest" "$@" "$PVP_TOP/scripts/check" 2>&1)
 	rc=$?
 }
@@ -55,7 +55,7 @@ tap_ok $([ "$rc" != 0 ] && last | grep -qx '3 passed, 1 failed, 0 skipped'; echo
 # The manifest forgets a suite that exists: the completeness line fails, naming it.
 run_case forgotten "complete host host=5 - - -"
 ln -sf "$FX/exits-early.sh" "$OUT/forgotten/host/exits-early.sh"
-out=$(env PVP_MANIFEST="$OUT/forgotten/manifest" PVP_RESULTS="$OUT/forgotten/results" PVP_HOST_SUITE_DIR="$OUT/forgotten/host" \
+out=$(env PVP_DEPS_READY=1 PVP_MANIFEST="$OUT/forgotten/manifest" PVP_RESULTS="$OUT/forgotten/results" PVP_HOST_SUITE_DIR="$OUT/forgotten/host" \
 	PVP_GUEST_SUITE_DIR="$OUT/forgotten/guest" "$PVP_TOP/scripts/check" 2>&1); rc=$?
 tap_ok $([ "$rc" != 0 ] && grep -q '^# no line: host suite exits-early' "$OUT/forgotten/results/run-manifest.tap"; echo $?) \
 	"a suite without a line in the manifest fails the run, named" "rc=$rc $(cat "$OUT/forgotten/results/run-manifest.tap" 2>&1)"
