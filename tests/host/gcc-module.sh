@@ -168,7 +168,9 @@ if [ -f "$D/Module.symvers" ]; then
 		"missing: $(echo $miss)
 namespace not imported: $(echo $nsmiss)"
 else
-	tap_skip "each undefined symbol is in the default test kernel's Module.symvers" "the default test kernel is not built ($D)"
+	# make check runs this suite after the default kernel's build (tests/manifest): its absence is a
+	# broken run, not a missing environment.
+	tap_ok 1 "each undefined symbol is in the default test kernel's Module.symvers" "the default test kernel is not built ($D)"
 fi
 
 vm=$(/sbin/modinfo -F vermagic "$ko" 2>&1)
@@ -184,7 +186,7 @@ $cmt"
 
 # DKMS from dkms.conf against the prepared tree, staged as in tests/host/dkms.sh.
 if ! command -v dkms >/dev/null; then
-	tap_skip "dkms build and install against the prepared GCC tree" "dkms is not installed (scripts/setup installs it)"
+	tap_ok 1 "dkms build and install against the prepared GCC tree" "dkms is not installed, although scripts/setup installs it"
 	tap_end
 	exit
 fi
