@@ -22,6 +22,29 @@ nvme=${nvme%/device}
 tap_ok $([ -n "$nvme" ] && [ "$(cat "$nvme/vendor")" = 0x1b36 ]; echo $?) "an nvme endpoint (1b36:0010) is present"
 tap_ok $([ -n "$nvme" ] && [ "$(stat -c %s "$nvme/config")" = 4096 ]; echo $?) "the nvme endpoint has 4 KiB (extended) config space"
 tap_check "an IOMMU is registered" sh -c 'ls /sys/class/iommu/ | grep -q dmar'
-tap_check "the IOMMU runs in scalable mode" sh -c 'dmesg | grep -qi "scalable mode\|sm_on\|Scalable" || grep -q . /sys/kernel/debug/iommu/intel/dmar_perf_latency 2>/dev/null'
+# Scalable mode, from what only scalable mode shows: the kernel sets the Translation Table Mode
+# bit 10 (DMA_RTADDR_SMT) of each IOMMU's Root Table Address register when, and only when, it runs
+# that IOMMU in scalable mode (iommu_set_root_entry, drivers/iommu/intel/iommu.c); the Intel
+# IOMMU debugfs (CONFIG_INTEL_IOMMU_DEBUGFS, in tests/config) prints the register as the IOMMU
+# holds it. With intel_iommu=on,sm_off the bit is 0 although the hardware's ecap still offers
+# scalable mode (SMTS), so neither ecap nor a log line can stand in for it. Every IOMMU counts.
+# sm_rtaddr: each IOMMU's RTADDR as the dump shows it; fails unless there is one and each has bit 10.
+sm_rtaddr() {
+	_r=/sys/kernel/debug/iommu/intel/iommu_regset
+	_l=$(awk '/^IOMMU: /{ name = $2 } $1 == "RTADDR" { print name, $3 }' "$_r" 2>&1) || { echo "cannot read $_r: $_l"; return 1; }
+	[ -n "$_l" ] || { echo "no RTADDR line in $_r"; return 1; }
+	_bad=0
+	while read -r _n _v; do
+		echo "$_n: RTADDR $_v, ecap $(cat "/sys/class/iommu/$_n/intel-iommu/ecap" 2>/dev/null)"
+		[ $(((_v >> 10) & 1)) = 1 ] || { echo "$_n: RTADDR bit 10 (TTM scalable) is 0: legacy-mode tables"; _bad=1; }
+	done <<EOF2
+$_l
+EOF2
+	return $_bad
+}
+o=$(sm_rtaddr 2>&1)
+rc=$?
+tap_ok $rc "the IOMMU runs in scalable mode (Root Table Address register: TTM scalable, on every IOMMU)" "$o"
+[ $rc = 0 ] && tap_diag "$o"
 tap_check "/dev/iommu exists (IOMMUFD)" test -c /dev/iommu
 tap_end
