@@ -74,7 +74,8 @@ if [ -z "$r4a" ] || [ -z "$r4b" ] || [ -z "$r8" ] || [ -z "$rats" ] || [ -z "$s1
 fi
 tap_ok 0 "pair devices: rng $r4a $r4b (4 vectors) $r8 (8) $rats (ATS), ivshmem $s16 (16M) $s32 (32M)"
 if [ ! -d "/sys/bus/pci/drivers/$drv" ]; then
-	tap_skip "persona pairs" "$drv is not registered"
+	tap_ok 1 "$drv is registered (/sys/bus/pci/drivers/$drv)" \
+		"missing: /sys/bus/pci/drivers/$drv; loaded modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
 	finish
 fi
 fwp=/sys/module/firmware_class/parameters/path
