@@ -7,22 +7,28 @@ tap_begin "$1"
 GR=$PVP_TOP/scripts/guest-run
 krel=$(cat "$(pvp_kbuild)/include/config/kernel.release")
 
-out=$("$GR" -- uname -r 2>&1); rc=$?
-tap_ok $([ "$rc" = 0 ] && [ "$(echo "$out" | tail -n1)" = "$krel" ]; echo $?) "guest-run -- uname -r prints the test kernel's release ($krel)" "$out"
-
-out=$("$GR" --devices "-device igb" -- cat /sys/bus/pci/devices/*/device 2>&1); rc=$?
-tap_ok $([ "$rc" = 0 ] && echo "$out" | grep -qx 0x10c9; echo $?) "--devices adds an igb (0x10c9) to the guest" "$out"
-
-out=$("$GR" -- 'exit 7' 2>&1); rc=$?
+# One boot for the contract of a command that runs to its end (each boot costs 15-30 s under TCG):
+# sections marked "@@ NAME" in its output, each checked on its own; its last word is `exit 7`.
+sec() { printf '%s\n' "$out" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
+out=$("$GR" --devices "-device igb" -- '
+echo "@@ uname"; uname -r
+echo "@@ ids"; cat /sys/bus/pci/devices/*/device
+echo "@@ tools"; command -v vfio-persona && command -v pvp-bind && command -v vfio_pci_device_test &&
+	test -f /repo/build/module/persona_vfio_pci.ko && echo "tools: all there"
+echo "@@ monitor"; pvp-monitor "info status"; echo "rc=$?"; pvp-monitor "device_del nosuch"; echo "rc=$?"
+pvp-monitor "{\"execute\":\"query-pci\"}" | grep -o "\"qdev_id\": \"edu[12]\"" | sort -u | tr "\n" " "; echo
+echo "@@ end"; exit 7' 2>&1); rc=$?
+o=$(sec uname)
+tap_ok $([ "$o" = "$krel" ]; echo $?) "guest-run -- uname -r prints the test kernel's release ($krel)" "$out"
+o=$(sec ids)
+tap_ok $(echo "$o" | grep -qx 0x10c9; echo $?) "--devices adds an igb (0x10c9) to the guest" "$o"
 tap_ok $([ "$rc" = 7 ]; echo $?) "the command's exit status is guest-run's (7)" "rc=$rc $out"
-
-out=$("$GR" -- 'command -v vfio-persona && command -v pvp-bind && command -v vfio_pci_device_test && test -f /repo/build/module/persona_vfio_pci.ko' 2>&1); rc=$?
-tap_ok "$rc" "the project's tools are on PATH in the guest" "$out"
-
-out=$("$GR" -- 'pvp-monitor "info status"; echo "rc=$?"; pvp-monitor "device_del nosuch"; echo "rc=$?"; pvp-monitor "{\"execute\":\"query-pci\"}" | grep -o "\"qdev_id\": \"edu[12]\"" | sort -u | tr "\n" " "' 2>&1); rc=$?
-tap_ok $([ "$rc" = 0 ] && echo "$out" | grep -q '^VM status: running' && echo "$out" | grep -q "^Error: Device 'nosuch' not found" &&
-	[ "$(echo "$out" | grep -c '^rc=0$')" = 1 ] && echo "$out" | grep -q '^rc=1$' && echo "$out" | grep -q '"qdev_id": "edu1" "qdev_id": "edu2"'; echo $?) \
-	"pvp-monitor drives this guest's QEMU: HMP text, HMP errors fail, QMP JSON, the devices have ids" "$out"
+o=$(sec tools)
+tap_ok $(echo "$o" | grep -qx 'tools: all there'; echo $?) "the project's tools are on PATH in the guest" "$o"
+o=$(sec monitor)
+tap_ok $(echo "$o" | grep -q '^VM status: running' && echo "$o" | grep -q "^Error: Device 'nosuch' not found" &&
+	[ "$(echo "$o" | grep -c '^rc=0$')" = 1 ] && echo "$o" | grep -q '^rc=1$' && echo "$o" | grep -q '"qdev_id": "edu1" "qdev_id": "edu2"'; echo $?) \
+	"pvp-monitor drives this guest's QEMU: HMP text, HMP errors fail, QMP JSON, the devices have ids" "$o"
 
 out=$("$GR" --timeout 120 -- 'pvp-monitor quit; echo "quit rc=$?"; sleep 30' 2>&1); rc=$?
 tap_ok $([ "$rc" = 125 ] && echo "$out" | grep -q 'stopped before the command finished'; echo $?) \

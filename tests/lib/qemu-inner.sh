@@ -6,7 +6,7 @@
 # The caller sources tests/lib/tap.sh first and sets:
 #   W     a private folder (FIFOs, logs, the initramfs)
 #   TR    the trixie root (QEMU, its loader and libraries, qboot)
-#   KB    the kernel build folder (its bzImage boots the inner guest)
+#   KB    the kernel build folder (its vmlinux boots the inner guest, through the PVH entry)
 #   INNER_CMDLINE  the inner kernel's command line
 #   VFIO_MIG_OPT   extra vfio-pci options (",x=y"; may be empty)
 #   INNER_MEM      the inner guest's RAM (default 128M)
@@ -14,6 +14,20 @@
 
 now() { date +%s; }
 t_suite=$(now) t_phase=$t_suite
+# inner_kernel: sets QI_KERNEL, the image the inner guest boots, and names it in a diagnostic:
+# the uncompressed vmlinux, entered through its PVH note (CONFIG_PVH), with no decompression and
+# no real-mode setup, which under TCG inside TCG make the bzImage's boot several times longer.
+# Without a vmlinux built with CONFIG_PVH (a build folder from before tests/config had it), the
+# bzImage, and the diagnostic says it is the slow fallback.
+inner_kernel() {
+	if [ -f "$KB/vmlinux" ] && grep -qx 'CONFIG_PVH=y' "$KB/.config" 2>/dev/null; then
+		QI_KERNEL=$KB/vmlinux
+		tap_diag "inner kernel: $QI_KERNEL (PVH entry)"
+	else
+		QI_KERNEL=$KB/arch/x86/boot/bzImage
+		tap_diag "inner kernel: $QI_KERNEL, the slow fallback: $KB has no vmlinux built with CONFIG_PVH=y"
+	fi
+}
 # phase_done NAME: the phase's wall time as a TAP comment.
 phase_done() {
 	_t=$(now)
@@ -33,7 +47,8 @@ alive() {
 	[ -n "$_p" ] && [ -r "/proc/$_p/stat" ] && [ "$(cut -d' ' -f3 "/proc/$_p/stat" 2>/dev/null)" != Z ]
 }
 # qemu_start NAME BDF [QEMU ARGS...]: an inner QEMU owning BDF ("-": no device), in the
-# background, booting the inner guest (with QI_NO_KERNEL set: nothing to boot, an idle VM).
+# background, booting the inner guest ($QI_KERNEL: call inner_kernel first; with QI_NO_KERNEL
+# set: nothing to boot, an idle VM).
 # Serial and QMP are FIFO pairs ($W/NAME.ser.in/.out, $W/NAME.qmp.in/.out); what QEMU writes is
 # copied to $W/NAME.serial and $W/NAME.qmplog, its stderr goes to $W/NAME.log.
 qemu_start() {
@@ -42,7 +57,7 @@ qemu_start() {
 	[ "$_b" = - ] || set -- -object iommufd,id=iommufd0 \
 		-device "vfio-pci,host=$_b,id=${QI_DEV_ID:-dev0},iommufd=iommufd0$VFIO_MIG_OPT" "$@"
 	[ -n "${QI_NO_KERNEL:-}" ] ||
-		set -- -kernel "$KB/arch/x86/boot/bzImage" -initrd "$W/inner.cpio" -append "$INNER_CMDLINE" "$@"
+		set -- -kernel "$QI_KERNEL" -initrd "$W/inner.cpio" -append "$INNER_CMDLINE" "$@"
 	for _f in ser qmp; do
 		rm -f "$W/$_n.$_f.in" "$W/$_n.$_f.out"
 		mkfifo "$W/$_n.$_f.in" "$W/$_n.$_f.out"
@@ -67,8 +82,10 @@ qemu_start() {
 	bg_pids="$bg_pids $!"
 }
 # wait_for FILE TEXT SECONDS [NAME]: until FILE contains TEXT; gives up early when QEMU NAME is gone.
+# The first looks come soon after one another (a QMP answer takes tens of milliseconds, and most
+# waits are for one), then every half second.
 wait_for() {
-	_end=$(($(now) + $3))
+	_end=$(($(now) + $3)) _nap=0.05
 	while ! grep -qF -- "$2" "$1" 2>/dev/null; do
 		if [ -n "${4:-}" ] && ! alive "$4"; then
 			sleep 1
@@ -76,7 +93,8 @@ wait_for() {
 			return
 		fi
 		[ "$(now)" -lt "$_end" ] || return 1
-		sleep 0.5
+		sleep "$_nap"
+		case $_nap in 0.05) _nap=0.1 ;; 0.1) _nap=0.2 ;; *) _nap=0.5 ;; esac
 	done
 }
 # next_id: a number never used before in this run (callers run in subshells, so it lives in a file).
@@ -123,7 +141,7 @@ migration_wait() {
 		completed | failed | cancelled) echo "$_m"; return 0 ;;
 		esac
 		[ "$(now)" -lt "$_end" ] || { echo "$_m"; return 1; }
-		sleep 1
+		sleep 0.25
 	done
 }
 # qemu_stop NAME: quit over QMP, then kill if it lingers; its stderr becomes diagnostics.
@@ -131,7 +149,7 @@ qemu_stop() {
 	_p=$(pid_of "$1")
 	[ -n "$_p" ] || return 0
 	alive "$1" && qmp "$1" quit >/dev/null
-	for _ in $(seq 20); do alive "$1" || break; sleep 0.5; done
+	for _ in $(seq 100); do alive "$1" || break; sleep 0.1; done
 	alive "$1" && { kill -9 "$_p" 2>/dev/null; tap_diag "QEMU $1 did not quit; killed"; }
 	wait "$_p" 2>/dev/null
 	eval "qpid_$1="

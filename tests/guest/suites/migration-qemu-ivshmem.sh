@@ -117,7 +117,8 @@ after:  $c"
 [ -n "$s16" ] && [ -n "$s32" ] || fatal "ivshmem-plain functions of 16 MiB and 32 MiB (found: $s16 $s32)"
 [ -d "/sys/bus/pci/drivers/$drv" ] || fatal "$drv is registered"
 [ -x "$TR/usr/bin/qemu-system-x86_64" ] || fatal "QEMU 11.1 in the trixie root ($TR)"
-[ -f "$KB/arch/x86/boot/bzImage" ] || fatal "the test kernel for the inner guest (\$PVP_KBUILD=$KB)"
+inner_kernel
+[ -f "$QI_KERNEL" ] || fatal "the test kernel for the inner guest ($QI_KERNEL; \$PVP_INNER_KBUILD=$KB)"
 [ -x "$SP" ] || fatal "shm_pattern is built in build/selftests (make selftests)"
 mkdir -p "$FWD"
 # persona_of BDF NAME@1.0: derived from the function itself, compiled into the firmware folder.

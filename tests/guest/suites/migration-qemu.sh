@@ -6,7 +6,8 @@
 # persona-vfio-pci, assigned through `-object iommufd` + `-device vfio-pci,host=...`. The inner
 # guest is booted once, for every phase (the boot is most of the suite's time); its shell is
 # driven over the serial port, each QEMU over QMP, both through FIFOs. The inner guest pokes the edu with edu_regs (tests/selftests; no /dev/mem here).
-# The test kernel has no CONFIG_PVH, so the inner guest boots its bzImage through qboot.
+# The inner guest boots the test kernel's uncompressed vmlinux through qboot and the PVH entry
+# (CONFIG_PVH; the bzImage only when there is no such vmlinux, said as a diagnostic).
 # Persona edu-cross@1.0 on both edus: edu-identity (the golden file) with the subsystem IDs
 # emulated and a vendor-specific capability hidden, so that phase 5 can present E1's other layout
 # under the same persona without a second inner boot. On the plain edus of phases 1-4 it presents
@@ -28,8 +29,9 @@
 # reported times (total, downtime) are TAP comments; QEMU's own warnings become diagnostics.
 # Usage: migration-qemu.sh FILE.tap
 # Environment: PVP_TRIXIE_ROOT_GUEST (default /cache/trixie-root), PVP_KBUILD (set by guest-run),
-#   PVP_INNER_BOOT_TIMEOUT (seconds, default 900: the boot takes 110-220 s on a quiet 2-core host and
-#   more than 480 s when other guests or builds share it, as the debug kernel build does in make check).
+#   PVP_INNER_BOOT_TIMEOUT (seconds, default 900: the bzImage's boot took 110-220 s on a quiet 2-core
+#   host and more than 480 s when other guests or builds shared it, as the debug kernel build does in
+#   make check; the vmlinux's PVH boot is several times shorter, the ceiling is for a loaded host).
 . /repo/tests/lib/tap.sh
 . /repo/tests/lib/pci.sh
 tap_begin "$1"
@@ -98,7 +100,8 @@ fatal() {
 if [ -z "$e0" ] || [ -z "$e1" ]; then fatal "two edu functions to test (found: $(echo $edus))"; fi
 [ -d "/sys/bus/pci/drivers/$drv" ] || fatal "$drv is registered"
 [ -x "$TR/usr/bin/qemu-system-x86_64" ] || fatal "QEMU 11.1 in the trixie root ($TR)"
-[ -f "$KB/arch/x86/boot/bzImage" ] || fatal "the test kernel for the inner guest (\$PVP_KBUILD=$KB)"
+inner_kernel
+[ -f "$QI_KERNEL" ] || fatal "the test kernel for the inner guest ($QI_KERNEL; \$PVP_INNER_KBUILD=$KB)"
 [ -x "$ER" ] || fatal "edu_regs is built in build/selftests (make selftests)"
 # Personas: edu-cross@1.0 (the golden edu-identity with the subsystem IDs emulated and the
 # vendor-specific capability hidden), and the same at version 1.1.
