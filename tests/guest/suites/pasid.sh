@@ -121,9 +121,10 @@ if [ -n "$pos" ]; then
 fi
 tap_ok "$([ ! -e "$dev/driver" ]; echo $?)" "$n0 came back unbound"
 
-# 3a. The control: vfio-pci.
+# 3a. The control: vfio-pci. Not its plan: no_pasid_device_not_bound (a device without PASID:
+# section 1 ran it) and config_virtual_capability (vfio-pci presents no virtual capability).
 tap_kselftest "vfio-pci" env PVP_BDF="$n0" PVP_DRIVER=vfio-pci PVP_PASID_WIDTH=$width \
-	PVP_EXPECT_PHYS_CTRL_WRITABLE=1 "$T"
+	PVP_EXPECT_PHYS_CTRL_WRITABLE=1 "$T" -T no_pasid_device_not_bound -T config_virtual_capability
 pvp-bind "$n0" none >/dev/null 2>&1
 
 # 3b. persona-vfio-pci. Its persona for the device (the auto persona, the default) shows the
@@ -134,7 +135,8 @@ pvp-bind "$n0" none >/dev/null 2>&1
 # physical Control) cannot run then, and the line says so; the rest runs with vfio-pci's
 # expectations.
 if [ "$reg" = 0 ]; then
-	penv= excl=
+	# no_pasid_device_not_bound ran in section 1, on the device without the fixture.
+	penv= excl="-T no_pasid_device_not_bound"
 	pvp-bind "$n0" "$drv" >/dev/null 2>&1
 	poff=$(grep -i pasid "$dev/persona" 2>/dev/null | grep -io '0x[0-9a-f]*' | head -n 1)
 	[ -n "$poff" ] || poff=$(env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=$width \
@@ -146,7 +148,7 @@ if [ "$reg" = 0 ]; then
 	if [ -n "$poff" ]; then
 		penv="PVP_PASID_CAP_OFFSET=$poff PVP_EXPECT_PASID0=EINVAL PVP_EXPECT_PASID0_RID=EINVAL PVP_EXPECT_PASID_HUGE=EINVAL"
 	else
-		excl="-T neg_pasid0 -T config_physical_control_protected"
+		excl="$excl -T neg_pasid0 -T config_physical_control_protected"
 	fi
 	# shellcheck disable=SC2086 # $penv and $excl are lists
 	tap_kselftest "$drv" env PVP_BDF="$n0" PVP_DRIVER="$drv" PVP_PASID_WIDTH=$width $penv \
