@@ -10,13 +10,14 @@ krel=$(cat "$(pvp_kbuild)/include/config/kernel.release")
 # One boot for the contract of a command that runs to its end (each boot costs 15-30 s under TCG):
 # sections marked "@@ NAME" in its output, each checked on its own; its last word is `exit 7`.
 sec() { printf '%s\n' "$out" | awk -v s="@@ $1" '$0 == s { on = 1; next } /^@@ / { on = 0 } on'; }
-out=$("$GR" --devices "-device igb" -- '
+out=$(PVP_FUZZ_SEED=4242 "$GR" --devices "-device igb" -- '
 echo "@@ uname"; uname -r
 echo "@@ ids"; cat /sys/bus/pci/devices/*/device
 echo "@@ tools"; command -v vfio-persona && command -v pvp-bind && command -v vfio_pci_device_test &&
 	test -f /repo/build/module/persona_vfio_pci.ko && echo "tools: all there"
 echo "@@ monitor"; pvp-monitor "info status"; echo "rc=$?"; pvp-monitor "device_del nosuch"; echo "rc=$?"
 pvp-monitor "{\"execute\":\"query-pci\"}" | grep -o "\"qdev_id\": \"edu[12]\"" | sort -u | tr "\n" " "; echo
+echo "@@ knob"; echo "PVP_FUZZ_SEED=$PVP_FUZZ_SEED"
 echo "@@ end"; exit 7' 2>&1); rc=$?
 o=$(sec uname)
 tap_ok $([ "$o" = "$krel" ]; echo $?) "guest-run -- uname -r prints the test kernel's release ($krel)" "$out"
@@ -25,6 +26,8 @@ tap_ok $(echo "$o" | grep -qx 0x10c9; echo $?) "--devices adds an igb (0x10c9) t
 tap_ok $([ "$rc" = 7 ]; echo $?) "the command's exit status is guest-run's (7)" "rc=$rc $out"
 o=$(sec tools)
 tap_ok $(echo "$o" | grep -qx 'tools: all there'; echo $?) "the project's tools are on PATH in the guest" "$o"
+o=$(sec knob)
+tap_ok $([ "$o" = PVP_FUZZ_SEED=4242 ]; echo $?) "a suite's knob set on the host reaches the guest (PVP_FUZZ_SEED=4242)" "$o"
 o=$(sec monitor)
 tap_ok $(echo "$o" | grep -q '^VM status: running' && echo "$o" | grep -q "^Error: Device 'nosuch' not found" &&
 	[ "$(echo "$o" | grep -c '^rc=0$')" = 1 ] && echo "$o" | grep -q '^rc=1$' && echo "$o" | grep -q '"qdev_id": "edu1" "qdev_id": "edu2"'; echo $?) \
