@@ -90,15 +90,21 @@ EOF
 # devices, 200 000 calls; on one device alone, 2 000 to 50 000 calls, it did not leave the edu
 # busy), then a new user must find each edu usable. The direct case is the faults suite's "left
 # running".
+# A functional finding: replayed on the default kernel only (on the debug one its 200 000 calls
+# took about 90 s, and the million-call run below covers the same three devices with the detectors).
 seed=109817343279632
-o=$(timeout -s KILL 900 "$FZ" -s "$seed" -n 200000 -t 600 $devs 2>&1)
-tap_ok $? "regression (seed $seed, 200000 calls on $(echo $devs)): the fuzzer's invariants hold" \
-	"$(printf '%s\n' "$o" | grep -E 'INVARIANT|STUCK|seed|calls:' | head -n 8)"
-for b in $e0 $e1; do
-	o=$("$F" check "$b" resets 2>&1)
-	tap_ok $? "regression (seed $seed): after it a new user opens $b, migrates it, resets it (edu not left busy)" "$o"
-done
-log_check "regression (seed $seed): edu left busy"
+if [ "$PVP_FLAVOUR" = debug ]; then
+	tap_diag "regression (seed $seed): replayed in the default kernel's fuzz suite, not on the debug kernel"
+else
+	o=$(timeout -s KILL 900 "$FZ" -s "$seed" -n 200000 -t 600 $devs 2>&1)
+	tap_ok $? "regression (seed $seed, 200000 calls on $(echo $devs)): the fuzzer's invariants hold" \
+		"$(printf '%s\n' "$o" | grep -E 'INVARIANT|STUCK|seed|calls:' | head -n 8)"
+	for b in $e0 $e1; do
+		o=$("$F" check "$b" resets 2>&1)
+		tap_ok $? "regression (seed $seed): after it a new user opens $b, migrates it, resets it (edu not left busy)" "$o"
+	done
+	log_check "regression (seed $seed): edu left busy"
+fi
 
 # --- 2. The run ---
 seed=${PVP_FUZZ_SEED:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}
